@@ -1,0 +1,190 @@
+"""bench: this project's engine against a training loop written the way the write-ups do it.
+
+    python -m stages.bench [--device auto] [--steps 150] [--epochs 15] [--out reports/bench.json]
+
+Same network (seed 002 iteration 3, 7,560 params), batch 128, rotation ±7° on, SGD:
+(a) reference: torchvision datasets.MNIST + DataLoader + RandomRotation + ToTensor + Normalize;
+(b) engine: the pipeline's own training loop (uint8 tensors on the device, randperm batches,
+    batched grid_sample rotation).
+Both time the same number of training steps after a warm-up; then the engine runs the variant's
+full recipe for --epochs epochs (0 skips it). Needs data/MNIST/raw and data/mnist.pt
+(`dvc repro prepare`, or `python -m stages.download && python -m stages.prepare`).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import dataclasses
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stages.config import load_params
+from stages.engine import Speedups, Split, autocast, fit, make_splits, make_step, pick_device, \
+    pick_speedups, train_epoch
+from stages.download import FILES, RAW_DIR
+from stages.errors import cli
+from stages.io import write_json
+from stages.models import ARCHITECTURES, MNIST_MEAN, MNIST_STD, build_model
+from stages.prepare import load_data
+
+VARIANT = "s002_it3_7k"
+BATCH, ROTATION, WARMUP = 128, 7.0, 10
+
+
+def reference_batches(root: Path, workers: int):
+    """The write-ups' input pipeline, verbatim in spirit. `root` gets MNIST/raw/ unpacked from
+    data/MNIST/raw, as torchvision's own download would leave it."""
+    from torchvision import datasets, transforms
+
+    (root / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        with gzip.open(RAW_DIR / name) as src, open(root / "MNIST" / "raw" / name[:-3], "wb") as dst:
+            shutil.copyfileobj(src, dst)
+
+    transform = transforms.Compose([
+        transforms.RandomRotation((-ROTATION, ROTATION), fill=(0,)),
+        transforms.ToTensor(),
+        transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)),
+    ])
+    dataset = datasets.MNIST(str(root), train=True, download=False, transform=transform)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True,
+                                         num_workers=workers, pin_memory=False)
+    while True:
+        yield from loader
+
+
+def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x, y, device, speed: Speedups):
+    with autocast(device, speed):
+        out = model(x)
+    loss = F.nll_loss(out.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def timed(steps: int, step, device: torch.device) -> float:
+    """images/s over `steps` steps after a warm-up; syncs only at the ends."""
+    for _ in range(WARMUP):
+        step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    return steps * BATCH / (time.perf_counter() - t0)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_reference(steps: int, device: torch.device, arch: str, workers: int) -> float:
+    torch.manual_seed(0)
+    model = nn.Sequential(*ARCHITECTURES[arch](0.05)).to(device)  # Normalize is in the transform
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    tmp = tempfile.TemporaryDirectory()
+    batches = reference_batches(Path(tmp.name), workers)
+    no_speedups = Speedups(False, None, None)
+
+    def step():
+        x, y = next(batches)
+        sgd_step(model, opt, x.to(device), y.to(device), device, no_speedups)
+
+    try:
+        return timed(steps, step, device)
+    finally:
+        tmp.cleanup()
+
+
+def bench_engine(steps: int, device: torch.device, recipe, data: dict) -> float:
+    """The real training loop (engine.train_epoch) over `steps` batches, after a warm-up pass."""
+    torch.manual_seed(0)
+    r = dataclasses.replace(recipe, batch_size=BATCH, train_subset=steps * BATCH)
+    speed = pick_speedups(device, r)
+    model = build_model(r.arch, 0.05).to(device)
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    step = make_step(model, opt, None, False, device, speed)
+    train = make_splits(data, r, device)["train"]
+    gen = torch.Generator(device=device).manual_seed(0)
+    warm = Split(train.images[:WARMUP * BATCH], train.labels[:WARMUP * BATCH])
+    train_epoch(model, step, warm, r, gen, speed, "warm-up")
+    sync(device)
+    t0 = time.perf_counter()
+    train_epoch(model, step, train, r, gen, speed, "engine")  # ends by reading its metrics
+    return steps * BATCH / (time.perf_counter() - t0)
+
+
+def machine() -> dict:
+    return {
+        "machine": f"{platform.system()} {platform.machine()} {platform.processor()}".strip(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+@cli
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=150, help="timed steps per loop")
+    parser.add_argument("--epochs", type=int, default=15, help="full engine run; 0 skips it")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="reference DataLoader workers (the write-ups use 0 on CPU, 1 on CUDA)")
+    parser.add_argument("--compile", default=None, help="override the recipe's compile mode")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--out", type=Path, default=Path("reports/bench.json"))
+    args = parser.parse_args()
+
+    recipe = load_params().variant(VARIANT).recipe
+    overrides = {"device": args.device, "rotation": ROTATION, "fill": 0.0}
+    if args.compile is not None:
+        overrides["compile"] = args.compile
+    if args.amp is not None:
+        overrides["amp"] = args.amp
+    recipe = dataclasses.replace(recipe, **overrides)
+    device = pick_device(recipe.device)
+    data = load_data()
+    info = machine() | {"device": str(device), "device_name": torch.cuda.get_device_name(device)
+                        if device.type == "cuda" else platform.processor() or platform.machine(),
+                        "variant": VARIANT, "batch_size": BATCH, "rotation": ROTATION,
+                        "timed_steps": args.steps, "speedups": str(pick_speedups(device, recipe))}
+    print(f"benchmark on {info['device_name']} ({device}), {info['cpu_count']} CPUs, "
+          f"torch {torch.__version__}; {args.steps} steps of {BATCH} images each")
+    ref = bench_reference(args.steps, device, recipe.arch, args.workers)
+    print(f"  reference  DataLoader + PIL rotation   {ref:10,.0f} images/s")
+    eng = bench_engine(args.steps, device, recipe, data)
+    print(f"  engine     on-device batches          {eng:10,.0f} images/s   {eng / ref:5.1f}x")
+    info |= {"reference_images_per_s": round(ref), "engine_images_per_s": round(eng),
+             "speedup": round(eng / ref, 2)}
+    if args.epochs:
+        full = dataclasses.replace(recipe, epochs=args.epochs)
+        torch.manual_seed(full.seed)
+        model = build_model(full.arch, full.dropout)
+        t0 = time.perf_counter()
+        history = fit(model, full, data, device)
+        info |= {"full_run_epochs": args.epochs,
+                 "full_run_seconds": round(time.perf_counter() - t0, 2),
+                 "full_run_first_epoch_seconds": round(history[0]["seconds"], 2),
+                 "full_run_final_test_acc": history[-1]["test_acc"]}
+        print(f"  full run   {args.epochs} epochs of {VARIANT}: {info['full_run_seconds']:.1f} s "
+              f"(first epoch, incl. any compile: {history[0]['seconds']:.1f} s), "
+              f"final test acc {history[-1]['test_acc']:.2f}%")
+    write_json(args.out, info)
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""The training engine: MNIST held on the device as uint8, batches sliced from a randperm,
+rotation done for the whole batch in one grid_sample, metrics accumulated on the device and read
+once per epoch. No DataLoader, no PIL, no per-sample Python, no host sync inside the step loop.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from stages.config import Recipe
+from stages.errors import UserError
+
+EVAL_BATCH = 1000  # images per forward pass when evaluating; memory only, not results
+
+
+class Diverged(UserError):
+    pass
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """auto -> CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device = {name!r}: CUDA is not available here; use auto or cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("device = 'mps': MPS is not available here; use auto or cpu")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Speedups:
+    channels_last: bool
+    compile_mode: str | None  # torch.compile mode, None = eager
+    amp_dtype: torch.dtype | None  # autocast dtype, None = fp32
+
+
+def cpu_has_bf16() -> bool:
+    """True where oneDNN runs bf16 natively (AVX512-BF16 / AMX), so autocast pays off."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def pick_speedups(device: torch.device, recipe: Recipe) -> Speedups:
+    """CUDA: channels_last plus the recipe's compile mode; `amp` means bf16 autocast on CUDA and
+    on CPUs with native bf16, and is ignored elsewhere (MPS, older CPUs)."""
+    cuda = device.type == "cuda"
+    amp_ok = cuda or (device.type == "cpu" and cpu_has_bf16())
+    return Speedups(
+        channels_last=cuda,
+        compile_mode=recipe.compile if recipe.compile != "none" else None,
+        amp_dtype=torch.bfloat16 if recipe.amp and amp_ok else None,
+    )
+
+
+def autocast(device: torch.device, speed: Speedups):
+    if speed.amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=speed.amp_dtype)
+
+
+def rotate(x: torch.Tensor, degrees: torch.Tensor, fill: float = 0.0,
+           mode: str = "nearest") -> torch.Tensor:
+    """Rotate each image of x (B, C, H, W) counter-clockwise by its own angle in degrees, about
+    the image centre, as torchvision.transforms.functional.rotate does; `fill` (the scale of x)
+    is used for pixels that come from outside the image."""
+    rad = degrees.to(x.dtype) * (math.pi / 180)
+    cos, sin = torch.cos(rad), torch.sin(rad)
+    zero = torch.zeros_like(cos)
+    # output pixel -> input pixel, in grid_sample's normalized coordinates (y points down)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x - fill, grid, mode=mode, padding_mode="zeros", align_corners=False) + fill
+
+
+def as_input(images_u8: torch.Tensor, speed: Speedups | None = None) -> torch.Tensor:
+    """uint8 (B, 28, 28) -> float (B, 1, 28, 28) in [0, 1], the models' input."""
+    x = images_u8.unsqueeze(1).float().div_(255)
+    if speed is not None and speed.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             speed: Speedups | None = None) -> tuple[float, float, torch.Tensor]:
+    """Mean NLL loss, accuracy in percent, and the predicted labels of uint8 images."""
+    model.eval()
+    device = images.device
+    loss_sum = torch.zeros((), device=device)
+    preds = []
+    ctx = autocast(device, speed) if speed else contextlib.nullcontext()
+    for start in range(0, len(labels), EVAL_BATCH):
+        x, y = as_input(images[start:start + EVAL_BATCH], speed), labels[start:start + EVAL_BATCH]
+        with ctx:
+            out = model(x).float()
+        loss_sum += F.nll_loss(out, y, reduction="sum")
+        preds.append(out.argmax(1))
+    pred = torch.cat(preds)
+    acc = (pred == labels).float().mean() * 100
+    return (loss_sum / len(labels)).item(), acc.item(), pred
+
+
+def step_factor(epoch: int, step: int, gamma: float, start: int = 1) -> float:
+    """StepLR's lr multiplier in `epoch` (1-based) when decays are counted from epoch `start`."""
+    return gamma ** (max(0, epoch - start) // step)
+
+
+def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
+    if r.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum,
+                           weight_decay=r.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, r: Recipe, steps_per_epoch: int):
+    """Returns (scheduler or None, steps per batch?)."""
+    if r.scheduler == "step":
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda e: step_factor(e + 1, r.step, r.gamma, r.step_start)), False
+    if r.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=r.factor, patience=r.patience), False
+    if r.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=r.max_lr, total_steps=r.epochs * steps_per_epoch), True
+    return None, False
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 (N, 28, 28) on the device
+    labels: torch.Tensor  # int64 (N,) on the device
+
+
+def make_splits(data: dict, r: Recipe, device: torch.device) -> dict[str, Split]:
+    """train (first train_subset images), val (the last val_size, only when plateau watches it)
+    and test, moved to the device once."""
+    x, y = data["train_images"], data["train_labels"]
+    splits = {}
+    if r.scheduler == "plateau" and r.plateau_on == "val":
+        if r.val_size >= len(y):
+            raise UserError(f"val_size = {r.val_size}: must be below the {len(y)} training images")
+        splits["val"] = Split(x[-r.val_size:], y[-r.val_size:])
+        x, y = x[:-r.val_size], y[:-r.val_size]
+    if r.train_subset:
+        x, y = x[:r.train_subset], y[:r.train_subset]
+    splits["train"] = Split(x, y)
+    splits["test"] = Split(data["test_images"], data["test_labels"])
+    return {k: Split(s.images.to(device), s.labels.to(device)) for k, s in splits.items()}
+
+
+def batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device,
+            desc: str) -> Iterator[torch.Tensor]:
+    perm = torch.randperm(n, device=device, generator=gen)
+    steps = math.ceil(n / batch_size)
+    # tqdm only counts iterations: it never reads a device tensor, so it forces no sync
+    for i in tqdm(range(steps), desc=desc, leave=False, disable=None, mininterval=0.5):
+        yield perm[i * batch_size:(i + 1) * batch_size]
+
+
+def train_epoch(model: nn.Module, step_fn: Callable, train: Split, r: Recipe,
+                gen: torch.Generator, speed: Speedups, desc: str) -> tuple[float, float]:
+    """One pass over the training split; returns mean loss and accuracy (%) of the pass."""
+    model.train()
+    device = train.labels.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    for idx in batches(len(train.labels), r.batch_size, gen, device, desc):
+        x, y = as_input(train.images[idx], speed), train.labels[idx]
+        if r.rotation > 0:
+            angles = (torch.rand(len(idx), device=device, generator=gen) * 2 - 1) * r.rotation
+            x = rotate(x, angles, r.fill / 255)
+        loss, out = step_fn(x, y)
+        loss_sum += loss.detach() * len(idx)
+        correct += (out.detach().argmax(1) == y).sum()
+    n = len(train.labels)
+    return (loss_sum / n).item(), (correct.double() * 100 / n).item()
+
+
+def make_step(model: nn.Module, opt: torch.optim.Optimizer, sched, per_batch: bool,
+              device: torch.device, speed: Speedups) -> Callable:
+    fwd = torch.compile(model, mode=speed.compile_mode) if speed.compile_mode else model
+
+    def step(x: torch.Tensor, y: torch.Tensor):
+        with autocast(device, speed):
+            out = fwd(x)
+        loss = F.nll_loss(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if per_batch:
+            sched.step()
+        return loss, out
+
+    return step
+
+
+def fit(model: nn.Module, r: Recipe, data: dict, device: torch.device,
+        log: Callable[[str], None] = print) -> list[dict]:
+    """Train `model` by recipe `r`; returns one row of metrics per epoch."""
+    torch.manual_seed(r.seed)  # weight init happened before; dropout draws from this
+    gen = torch.Generator(device=device).manual_seed(r.seed)  # shuffling and angles
+    speed = pick_speedups(device, r)
+    model.to(device)
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
+    splits = make_splits(data, r, device)
+    train = splits["train"]
+    opt = make_optimizer(model, r)
+    sched, per_batch = make_scheduler(opt, r, math.ceil(len(train.labels) / r.batch_size))
+    step = make_step(model, opt, sched, per_batch, device, speed)
+    history = []
+    for epoch in range(1, r.epochs + 1):
+        t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
+        train_loss, train_acc = train_epoch(model, step, train, r, gen, speed,
+                                            f"epoch {epoch}/{r.epochs}")
+        if not math.isfinite(train_loss):
+            raise Diverged(f"training diverged in epoch {epoch} (loss {train_loss}) at lr {lr:g}; "
+                           "try a smaller lr")
+        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc}
+        for name in ("val", "test") if "val" in splits else ("test",):
+            loss, acc, _ = evaluate(model, splits[name].images, splits[name].labels, speed)
+            row |= {f"{name}_loss": loss, f"{name}_acc": acc}
+        row["seconds"] = time.perf_counter() - t0
+        if sched is not None and not per_batch:
+            if r.scheduler == "plateau":
+                sched.step(row["val_loss" if r.plateau_on == "val" else "test_loss"])
+            else:
+                sched.step()
+        history.append(row)
+        log(format_row(row, r.epochs))
+    return history
+
+
+def format_row(row: dict, epochs: int) -> str:
+    width = len(str(epochs))
+    val = f"  val loss {row['val_loss']:.4f}" if "val_loss" in row else ""
+    return (f"epoch {row['epoch']:>{width}}/{epochs}  lr {row['lr']:.2e}  "
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2f}%{val}  "
+            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:6.2f}%  {row['seconds']:5.1f}s")
