@@ -18,6 +18,7 @@ import dataclasses
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -27,12 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from stages.config import load_params
-from stages.engine import Speedups, Split, autocast, fit, make_splits, make_step, pick_device, \
-    pick_speedups, train_epoch
+from stages.engine import Speedups, Split, evaluate, fit, make_optimizer, \
+    make_scheduler, make_splits, make_step, pick_device, pick_speedups, train_epoch
 from stages.download import FILES, RAW_DIR
 from stages.errors import cli
 from stages.io import write_json
-from stages.models import ARCHITECTURES, MNIST_MEAN, MNIST_STD, build_model
+from stages.models import ARCHITECTURES, MNIST_MEAN, MNIST_STD, Normalize, build_model
 from stages.prepare import load_data
 
 VARIANT = "s002_it3_7k"
@@ -61,16 +62,6 @@ def reference_batches(root: Path, workers: int):
         yield from loader
 
 
-def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x, y, device, speed: Speedups):
-    with autocast(device, speed):
-        out = model(x)
-    loss = F.nll_loss(out.float(), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return loss
-
-
 def timed(steps: int, step, device: torch.device) -> float:
     """images/s over `steps` steps after a warm-up; syncs only at the ends."""
     for _ in range(WARMUP):
@@ -94,16 +85,55 @@ def bench_reference(steps: int, device: torch.device, arch: str, workers: int) -
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     tmp = tempfile.TemporaryDirectory()
     batches = reference_batches(Path(tmp.name), workers)
-    no_speedups = Speedups(False, None, None)
+    sgd_step = make_step(model, opt, None, False, device, Speedups(False, None, None))
 
     def step():
         x, y = next(batches)
-        sgd_step(model, opt, x.to(device), y.to(device), device, no_speedups)
+        sgd_step(x.to(device), y.to(device))
 
     try:
         return timed(steps, step, device)
     finally:
         tmp.cleanup()
+
+
+def reference_fit(recipe, device: torch.device, data: dict, workers: int) -> float:
+    """Train with the reference loop by the full recipe; returns the final test accuracy (%)."""
+    torch.manual_seed(recipe.seed)
+    model = nn.Sequential(*ARCHITECTURES[recipe.arch](recipe.dropout)).to(device)
+    opt = make_optimizer(model, recipe)
+    steps_per_epoch = -(-len(data["train_labels"]) // BATCH)
+    sched, per_batch = make_scheduler(opt, recipe, steps_per_epoch)
+    tmp = tempfile.TemporaryDirectory()
+    batches = reference_batches(Path(tmp.name), workers)
+    sgd_step = make_step(model, opt, sched, per_batch, device, Speedups(False, None, None))
+    test = nn.Sequential(Normalize(), model)  # the test images get the same normalization
+    for _ in range(recipe.epochs):
+        model.train()
+        for _ in range(steps_per_epoch):
+            x, y = next(batches)
+            sgd_step(x.to(device), y.to(device))
+        if sched is not None and not per_batch:
+            sched.step()
+    tmp.cleanup()
+    _, acc, _ = evaluate(test, data["test_images"].to(device), data["test_labels"].to(device))
+    return acc
+
+
+def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, workers: int) -> dict:
+    """Final test accuracy of the reference loop and of the engine, same recipe, `seeds` seeds."""
+    ref, eng = [], []
+    for seed in range(1, seeds + 1):
+        r = dataclasses.replace(recipe, seed=seed)
+        ref.append(reference_fit(r, device, data, workers))
+        torch.manual_seed(seed)
+        eng.append(fit(build_model(r.arch, r.dropout), r, data, device, log=lambda _: None)[-1]
+                   ["test_acc"])
+        print(f"  seed {seed}: reference {ref[-1]:.2f}%  engine {eng[-1]:.2f}%")
+    std = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
+    return {"reference_test_acc": ref, "engine_test_acc": eng,
+            "reference_mean": round(statistics.mean(ref), 3), "reference_std": round(std(ref), 3),
+            "engine_mean": round(statistics.mean(eng), 3), "engine_std": round(std(eng), 3)}
 
 
 def bench_engine(steps: int, device: torch.device, recipe, data: dict) -> float:
@@ -145,6 +175,9 @@ def main() -> None:
                         help="reference DataLoader workers (the write-ups use 0 on CPU, 1 on CUDA)")
     parser.add_argument("--compile", default=None, help="override the recipe's compile mode")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--accuracy-seeds", type=int, default=0,
+                        help="also train both loops by the full recipe with this many seeds "
+                             "and compare final test accuracy (slow on a CPU)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench.json"))
     args = parser.parse_args()
 
@@ -182,6 +215,11 @@ def main() -> None:
         print(f"  full run   {args.epochs} epochs of {VARIANT}: {info['full_run_seconds']:.1f} s "
               f"(first epoch, incl. any compile: {history[0]['seconds']:.1f} s), "
               f"final test acc {history[-1]['test_acc']:.2f}%")
+    if args.accuracy_seeds:
+        info["accuracy"] = compare_accuracy(recipe, device, data, args.accuracy_seeds, args.workers)
+        a = info["accuracy"]
+        print(f"  accuracy   reference {a['reference_mean']:.2f} ± {a['reference_std']:.2f}%  "
+              f"engine {a['engine_mean']:.2f} ± {a['engine_std']:.2f}%")
     write_json(args.out, info)
     print(f"-> {args.out}")
 

@@ -31,7 +31,7 @@ SPEC: dict[str, tuple[type, Check, str]] = {
     "batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
     "train_subset": (int, lambda v: v >= 0, "an integer >= 0 (0 = all 60,000 images)"),
     "optimizer": (str, lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-    "lr": (float, lambda v: 0 < v <= 10, "a number in (0, 10]"),
+    "lr": (float, lambda v: v > 0, "a number > 0"),
     "momentum": (float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "weight_decay": (float, lambda v: v >= 0, "a number >= 0"),
     "scheduler": (str, lambda v: v in SCHEDULERS, f"one of {', '.join(SCHEDULERS)}"),

@@ -3,8 +3,9 @@
     python -m stages.evaluate VARIANT
 
 Writes reports/variants/<v>/eval/: metrics.json (accuracy, loss, per-class accuracy, parameter
-count), confusion.csv (one actual,predicted row per test image, for DVC's confusion plot) and
-mistakes.png (misclassified digits labelled true→predicted).
+count), confusion.csv (one actual,predicted row per test image, for DVC's confusion plot),
+mistakes.png (misclassified digits labelled true→predicted) and layers.md (output shape,
+parameters, receptive field and jump of every layer).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from stages import paths  # noqa: E402
 from stages.config import load_params  # noqa: E402
 from stages.engine import evaluate  # noqa: E402
 from stages.errors import cli  # noqa: E402
-from stages.io import atomic_path, write_json  # noqa: E402
+from stages.io import atomic_path, write_json, write_text  # noqa: E402
+from stages.layers import layer_table  # noqa: E402
 from stages.models import count_params, load_model  # noqa: E402
 from stages.prepare import load_data  # noqa: E402
 
@@ -68,6 +70,9 @@ def run_evaluation(variant: str) -> dict:
     with atomic_path(out / "confusion.csv") as tmp:
         pd.DataFrame({"actual": labels.numpy(), "predicted": preds.numpy()}).to_csv(tmp, index=False)
     plot_mistakes(images, labels, preds, out / "mistakes.png")
+    write_text(out / "layers.md", f"# {variant}: layers\n\n"
+               "rf: receptive field in input pixels per side; jump: input pixels between "
+               "neighbouring outputs.\n\n" + layer_table(model).to_markdown(index=False) + "\n")
     write_json(out / "metrics.json", metrics)
     return metrics
 

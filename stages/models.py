@@ -133,40 +133,32 @@ def seed002_it3(p: float) -> list[nn.Module]:
     return _seed002(p, transition_1x1=False)
 
 
-def seed003_skeleton(p: float) -> list[nn.Module]:
-    """'Step by step', step 1, 257,354 params: plain conv-ReLU, no BN, no dropout."""
-    b = functools.partial(block, p=p, order="rd")
+def _seed003_plain(c: tuple[int, int, int, int, int], order: str, p: float) -> list[nn.Module]:
+    """'Step by step' steps 1-2b: four 'same' convs, MP, two more, MP, 3x3 to 10, AvgPool."""
+    b = functools.partial(block, p=p, order=order)
     return [
-        b(1, 8, 3, 1),        # 28, rf 3
-        b(8, 16, 3, 1),       # 28, rf 5
-        b(16, 32, 3, 1),      # 28, rf 7
-        b(32, 64, 3, 1),      # 28, rf 9
+        b(1, c[0], 3, 1),     # 28, rf 3
+        b(c[0], c[1], 3, 1),  # 28, rf 5
+        b(c[1], c[2], 3, 1),  # 28, rf 7
+        b(c[2], c[3], 3, 1),  # 28, rf 9
         nn.MaxPool2d(2),      # 14, rf 10
-        b(64, 128, 3, 1),     # 14, rf 14
-        b(128, 128, 3, 1),    # 14, rf 18
+        b(c[3], c[4], 3, 1),  # 14, rf 14
+        b(c[4], c[4], 3, 1),  # 14, rf 18
         nn.MaxPool2d(2),      # 7, rf 20
-        nn.Conv2d(128, 10, 3),           # 5, rf 28
+        nn.Conv2d(c[4], 10, 3),          # 5, rf 28
         nn.AvgPool2d(5, 2),              # 1, rf 44
         *head(),
     ]
+
+
+def seed003_skeleton(p: float) -> list[nn.Module]:
+    """'Step by step', step 1, 257,354 params: plain conv-ReLU, no BN, no dropout."""
+    return _seed003_plain((8, 16, 32, 64, 128), "rd", p)
 
 
 def seed003_bn(p: float) -> list[nn.Module]:
     """'Step by step', steps 2a (p = 0) and 2b, 19,942 params: thinner, BN (and dropout)."""
-    b = functools.partial(block, p=p, order="rbd")
-    return [
-        b(1, 4, 3, 1),        # 28, rf 3
-        b(4, 8, 3, 1),        # 28, rf 5
-        b(8, 12, 3, 1),       # 28, rf 7
-        b(12, 16, 3, 1),      # 28, rf 9
-        nn.MaxPool2d(2),      # 14, rf 10
-        b(16, 32, 3, 1),      # 14, rf 14
-        b(32, 32, 3, 1),      # 14, rf 18
-        nn.MaxPool2d(2),      # 7, rf 20
-        nn.Conv2d(32, 10, 3),            # 5, rf 28
-        nn.AvgPool2d(5, 2),              # 1, rf 44
-        *head(),
-    ]
+    return _seed003_plain((4, 8, 12, 16, 32), "rbd", p)
 
 
 def seed003_gap(p: float) -> list[nn.Module]:

@@ -1,0 +1,65 @@
+"""Shared fixtures: the real MNIST files from ../shared/mnist, a loopback HTTP mirror, and a
+tiny synthetic IDX writer."""
+from __future__ import annotations
+
+import functools
+import gzip
+import http.server
+import os
+import struct
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = Path(os.environ.get("MNIST_SHARED", ROOT.parent / "shared" / "mnist"))
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.fail(f"{SHARED_MNIST}: the MNIST files are needed (set MNIST_SHARED to their folder)")
+    return SHARED_MNIST
+
+
+@pytest.fixture(scope="session")
+def mnist_data(mnist_dir, tmp_path_factory) -> dict:
+    from stages.prepare import prepare
+
+    return prepare(mnist_dir, tmp_path_factory.mktemp("prepared") / "mnist.pt")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_mirror():
+    """Start a loopback HTTP server for a directory; yields a function dir -> base URL."""
+    servers = []
+
+    def serve(directory: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(directory))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int | None = None, gz: bool = True) -> Path:
+    """Write a uint8 array as an IDX file (gzip'd by default)."""
+    magic = (0x0800 | array.ndim) if magic is None else magic
+    raw = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw += array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path

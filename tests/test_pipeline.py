@@ -1,0 +1,255 @@
+"""End to end: the real pipeline in a temporary git + DVC copy of this repository, on the real
+MNIST files served by a loopback HTTP server, with tiny recipes (1,000 images, 1-2 epochs)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT
+from stages.models import load_model
+
+pytestmark = pytest.mark.slow
+VARIANTS = list(yaml.safe_load((ROOT / "params.yaml").read_text())["variants"])
+BIN = Path(sys.executable).parent
+
+
+def tiny_params(raw: dict) -> dict:
+    raw["epochs"], raw["train_subset"] = 1, 1000
+    for entry in raw["variants"].values():
+        entry.pop("train_subset", None)
+        if "epochs" in entry:
+            entry["epochs"] = 2
+        if entry.get("scheduler", raw["scheduler"]) == "step":
+            entry.update(step=1, step_start=1)  # so that gamma matters within 2 epochs
+    return raw
+
+
+class Project:
+    def __init__(self, path: Path, env: dict):
+        self.path, self.env = path, env
+
+    def run(self, *cmd: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+        result = subprocess.run(cmd, cwd=self.path, env=self.env, capture_output=True, text=True,
+                                timeout=timeout)
+        if check and result.returncode != 0:
+            pytest.fail(f"{' '.join(cmd)} exited {result.returncode}:\n{result.stdout}\n"
+                        f"{result.stderr}")
+        return result
+
+    def read_json(self, rel: str) -> dict:
+        return json.loads((self.path / rel).read_text())
+
+    def set_params(self, edit) -> None:
+        params = self.path / "params.yaml"
+        params.write_text(yaml.safe_dump(edit(yaml.safe_load(params.read_text())), sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mnist_dir):
+    import functools
+    import http.server
+    import threading
+
+    from conftest import _QuietHandler
+
+    downloads = []
+
+    class Counting(_QuietHandler):
+        def do_GET(self):
+            downloads.append(self.path)
+            super().do_GET()
+
+    handler = functools.partial(Counting, directory=str(mnist_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    path = tmp_path_factory.mktemp("project")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (ROOT / rel).is_file():
+            (path / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, path / rel)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "MNIST_MIRROR": f"http://127.0.0.1:{server.server_address[1]}/",
+           "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    p = Project(path, env)
+    p.downloads = downloads
+    p.set_params(tiny_params)
+    p.run("git", "init", "-q")
+    p.run("git", "add", "-A")
+    p.run("git", "commit", "-qm", "tiny")
+    p.repro = p.run("dvc", "repro")
+    yield p
+    server.shutdown()
+    server.server_close()
+
+
+def test_repro_writes_every_output(project):
+    out = project.repro.stdout
+    assert len(project.downloads) == 4
+    for stage in ["download", "prepare", "configure", "report"] + [
+            f"{s}@{v}" for s in ("train", "evaluate") for v in VARIANTS]:
+        assert f"Running stage '{stage}'" in out
+    assert (project.path / "dvc.lock").exists()
+    assert sorted(p.name for p in (project.path / "data/MNIST/raw").iterdir()) == sorted(
+        ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
+         "train-labels-idx1-ubyte.gz"])
+    for png in ["reports/accuracy.png", "reports/params_vs_accuracy.png"] + [
+            f"reports/variants/{v}/eval/mistakes.png" for v in VARIANTS]:
+        assert (project.path / png).read_bytes()[:4] == b"\x89PNG", png
+
+
+def test_metrics_and_summary(project):
+    metrics = project.read_json("reports/metrics.json")
+    assert list(metrics) == VARIANTS
+    summary = (project.path / "reports/summary.md").read_text()
+    for name, m in metrics.items():
+        assert {"test_acc", "test_acc_last3", "best_test_acc", "best_epoch", "test_loss",
+                "params", "epochs"} <= set(m)
+        assert 0 < m["test_acc"] <= 100 and m["best_test_acc"] >= m["test_acc"]
+        assert name in summary and f"{m['params']:,}" in summary
+        history = pd.read_csv(project.path / f"reports/variants/{name}/train/history.csv")
+        assert list(history["epoch"]) == list(range(1, m["epochs"] + 1))
+        assert {"lr", "train_loss", "train_acc", "test_loss", "test_acc"} <= set(history)
+        evaluation = project.read_json(f"reports/variants/{name}/eval/metrics.json")
+        assert evaluation["test_acc"] == pytest.approx(history["test_acc"].iloc[-1], abs=0.006)
+        assert len(evaluation["per_class_acc"]) == 10
+        confusion = pd.read_csv(project.path / f"reports/variants/{name}/eval/confusion.csv")
+        assert len(confusion) == 10_000 and list(confusion) == ["actual", "predicted"]
+
+
+def test_checkpoint_loads_and_reproduces_its_accuracy(project):
+    data = torch.load(project.path / "data/mnist.pt", weights_only=True)
+    name = VARIANTS[0]
+    model = load_model(project.path / f"models/{name}.pt")
+    with torch.no_grad():
+        pred = model(data["test_images"][:2000].unsqueeze(1).float() / 255).argmax(1)
+    acc = (pred == data["test_labels"][:2000]).float().mean().item() * 100
+    assert acc > 30  # 1,000 training images, 1-2 epochs
+
+
+def test_second_repro_runs_nothing(project):
+    assert "Data and pipelines are up to date." in project.run("dvc", "repro").stdout
+
+
+def test_same_params_same_metrics(project):
+    before = project.read_json("reports/metrics.json")
+    for stage in (f"train@{VARIANTS[0]}", f"evaluate@{VARIANTS[0]}", "report"):
+        project.run("dvc", "repro", "--force", "--single-item", stage)
+    assert project.read_json("reports/metrics.json") == before
+
+
+def test_experiment_retrains_only_variants_that_use_gamma(project):
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-qm", "baseline run")
+    out = project.run("dvc", "exp", "run", "-S", "gamma=0.5").stdout
+    recipes = {v: project.read_json(f"configs/{v}.json") for v in VARIANTS}
+    for name, recipe in recipes.items():
+        ran = f"Running stage 'train@{name}'" in out
+        assert ran == ("gamma" in recipe and recipe["gamma"] == 0.5), name
+    assert any("gamma" in r for r in recipes.values())
+
+    diff = project.run("dvc", "metrics", "diff", "--json").stdout
+    changed = json.loads(diff)["reports/metrics.json"]
+    assert any(key.endswith(".test_acc") for key in changed)
+    assert all(key.split(".")[0] in recipes and "gamma" in recipes[key.split(".")[0]]
+               for key in changed)
+    shown = json.loads(project.run("dvc", "exp", "show", "--json").stdout)
+    assert json.dumps(shown).count('"gamma": 0.5') >= 1
+
+    project.run("dvc", "plots", "diff", "-o", "plots_html")
+    html = (project.path / "plots_html/index.html").read_text()
+    assert "test_accuracy" in html or "Test accuracy" in html
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen.append(line)
+        if needle in line:
+            return "".join(seen)
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    pytest.fail(f"never saw {needle!r}; output:\n{''.join(seen)}")
+
+
+def slow_s004(raw: dict) -> dict:
+    raw["variants"]["s004_baseline"].update(epochs=3, train_subset=12_000)
+    return raw
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_training_keeps_the_good_checkpoint(project, sig):
+    ckpt = project.path / "models/s004_baseline.pt"
+    good = ckpt.read_bytes()
+    project.set_params(slow_s004)
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train", "s004_baseline"],
+                            cwd=project.path, env=project.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    wait_for_line(proc, "epoch 1/3", timeout=120)
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    proc.wait(timeout=10)
+    assert time.monotonic() - t0 < 5
+    assert proc.returncode == 130
+    assert "interrupted: no output was written" in proc.stderr.read()
+    assert ckpt.read_bytes() == good
+    assert not [p for p in ckpt.parent.iterdir() if p.name.startswith(".")]  # no temp files
+    project.run("git", "checkout", "params.yaml")
+
+
+def test_interrupted_repro_reruns_cleanly(project):
+    project.set_params(slow_s004)
+    proc = subprocess.Popen(["dvc", "repro"], cwd=project.path, env=project.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    wait_for_line(proc, "epoch 1/3", timeout=180)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
+    proc.wait(timeout=30)
+    assert proc.returncode != 0
+    assert not (project.path / "reports/variants/s004_baseline/train/history.csv").exists() or \
+        "s004_baseline" in project.run("dvc", "status").stdout
+    again = project.run("dvc", "repro").stdout
+    assert "Running stage 'train@s004_baseline'" in again
+    assert len(pd.read_csv(project.path / "reports/variants/s004_baseline/train/history.csv")) == 3
+    project.run("git", "checkout", "params.yaml")
+
+
+def test_parallel_sweep_downloads_nothing_again(project):
+    project.run("git", "checkout", "--", ".")
+    project.run("dvc", "repro")
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-qm", "before sweep", check=False)
+    before = len(project.downloads)
+    project.run("dvc", "exp", "run", "--queue", "-S", "gamma=0.1,0.3")
+    project.run("dvc", "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = project.run("dvc", "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    project.run("dvc", "queue", "stop", check=False)
+    assert status.count("Success") >= 2, status
+    assert len(project.downloads) == before  # MNIST came from the DVC cache, not the mirror
+    shown = json.loads(project.run("dvc", "exp", "show", "--json").stdout)
+    text = json.dumps(shown)
+    for gamma in ("0.1", "0.3"):
+        assert f'"gamma": {gamma}' in text
+    assert text.count('"test_acc_last3"') >= 3 * len(VARIANTS)
