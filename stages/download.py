@@ -56,13 +56,15 @@ def _fetch(mirror: str, name: str, dest: Path) -> None:
         req = urllib.request.Request(url, headers={"User-Agent": "mnist-iterations"})
         with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp, open(dest, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
+            got = 0
             with tqdm(total=total, unit="B", unit_scale=True, desc=name, delay=1.0,
                       leave=False) as bar:
                 for chunk in iter(lambda: resp.read(CHUNK), b""):
                     out.write(chunk)
+                    got += len(chunk)
                     bar.update(len(chunk))
-            if total is not None and dest.stat().st_size != total:
-                raise OSError(f"truncated: got {dest.stat().st_size} of {total} bytes")
+            if total is not None and got != total:
+                raise OSError(f"truncated: got {got} of {total} bytes")
     else:
         src = Path(urllib.parse.urlparse(mirror).path if scheme == "file" else mirror) / name
         shutil.copyfile(src, dest)

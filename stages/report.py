@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from stages import paths  # noqa: E402
@@ -84,6 +85,7 @@ def plot_accuracy(histories: dict[str, pd.DataFrame], path: Path) -> None:
     lowest = min(h["test_acc"].iloc[min(2, len(h) - 1):].min() for h in histories.values())
     ax.set_ylim(max(90.0, min(lowest, TARGET_ACC) - 0.3), 100)
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy per epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

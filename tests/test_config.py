@@ -19,8 +19,8 @@ RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
 def with_changes(top: dict | None = None, variant: dict | None = None) -> dict:
     raw = copy.deepcopy(RAW)
     raw.update(top or {})
-    name = next(iter(raw["variants"]))
-    raw["variants"][name].update(variant or {})
+    if variant:
+        raw["variants"][next(iter(raw["variants"]))].update(variant)
     return raw
 
 

@@ -99,7 +99,7 @@ def test_same_seed_same_numbers(recipe, mnist_data):
     first = train_once(r, mnist_data)
     assert first == train_once(r, mnist_data)
     assert first != train_once(dataclasses.replace(r, seed=2), mnist_data)
-    assert first[-1]["test_acc"] > 50  # 1,024 images, 2 epochs: well above chance
+    assert first[-1]["test_acc"] > 25  # 512 images, 2 epochs: well above chance (10%)
 
 
 def test_divergence_is_detected(recipe, mnist_data):
