@@ -156,9 +156,19 @@ def bench_engine(steps: int, device: torch.device, recipe, data: dict) -> float:
     return steps * BATCH / (time.perf_counter() - t0)
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
     return {
-        "machine": f"{platform.system()} {platform.machine()} {platform.processor()}".strip(),
+        "machine": f"{platform.system()} {platform.machine()}, {cpu_name()}",
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -191,7 +201,7 @@ def main() -> None:
     device = pick_device(recipe.device)
     data = load_data()
     info = machine() | {"device": str(device), "device_name": torch.cuda.get_device_name(device)
-                        if device.type == "cuda" else platform.processor() or platform.machine(),
+                        if device.type == "cuda" else cpu_name(),
                         "variant": VARIANT, "batch_size": BATCH, "rotation": ROTATION,
                         "timed_steps": args.steps, "speedups": str(pick_speedups(device, recipe))}
     print(f"benchmark on {info['device_name']} ({device}), {info['cpu_count']} CPUs, "
@@ -211,7 +221,7 @@ def main() -> None:
         info |= {"full_run_epochs": args.epochs,
                  "full_run_seconds": round(time.perf_counter() - t0, 2),
                  "full_run_first_epoch_seconds": round(history[0]["seconds"], 2),
-                 "full_run_final_test_acc": history[-1]["test_acc"]}
+                 "full_run_final_test_acc": round(history[-1]["test_acc"], 2)}
         print(f"  full run   {args.epochs} epochs of {VARIANT}: {info['full_run_seconds']:.1f} s "
               f"(first epoch, incl. any compile: {history[0]['seconds']:.1f} s), "
               f"final test acc {history[-1]['test_acc']:.2f}%")
