@@ -3,7 +3,8 @@
     python -m stages.bench [--device auto] [--steps 150] [--epochs 15] [--out reports/bench.json]
 
 Same network (seed 002 iteration 3, 7,560 params), batch 128, rotation ±7° on, SGD:
-(a) reference: torchvision datasets.MNIST + DataLoader + RandomRotation + ToTensor + Normalize;
+(a) reference: torchvision datasets.MNIST + DataLoader + RandomRotation + ToTensor + Normalize,
+    reading the loss and running accuracy every batch as the write-ups' progress bars do;
 (b) engine: the pipeline's own training loop (uint8 tensors on the device, randperm batches,
     batched grid_sample rotation).
 Both time the same number of training steps after a warm-up; then the engine runs the variant's
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stages.config import load_params
-from stages.engine import Speedups, Split, evaluate, fit, make_optimizer, \
+from stages.engine import Speedups, Split, device_name, evaluate, fit, make_optimizer, \
     make_scheduler, make_splits, make_step, pick_device, pick_speedups, train_epoch
 from stages.download import FILES, RAW_DIR
 from stages.errors import cli
@@ -86,10 +87,16 @@ def bench_reference(steps: int, device: torch.device, arch: str, workers: int) -
     tmp = tempfile.TemporaryDirectory()
     batches = reference_batches(Path(tmp.name), workers)
     sgd_step = make_step(model, opt, None, False, device, Speedups(False, None, None))
+    seen = {"correct": 0, "images": 0}
 
     def step():
         x, y = next(batches)
-        sgd_step(x.to(device), y.to(device))
+        x, y = x.to(device), y.to(device)
+        loss, out = sgd_step(x, y)
+        # as the write-ups do for their tqdm bar: loss and running accuracy read every batch
+        seen["correct"] += out.argmax(dim=1).eq(y).sum().item()
+        seen["images"] += len(y)
+        return f"Loss={loss.item()} Accuracy={100 * seen['correct'] / seen['images']:0.2f}"
 
     try:
         return timed(steps, step, device)
@@ -156,19 +163,9 @@ def bench_engine(steps: int, device: torch.device, recipe, data: dict) -> float:
     return steps * BATCH / (time.perf_counter() - t0)
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> dict:
     return {
-        "machine": f"{platform.system()} {platform.machine()}, {cpu_name()}",
+        "machine": f"{platform.system()} {platform.machine()}, {device_name(torch.device('cpu'))}",
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -200,8 +197,7 @@ def main() -> None:
     recipe = dataclasses.replace(recipe, **overrides)
     device = pick_device(recipe.device)
     data = load_data()
-    info = machine() | {"device": str(device), "device_name": torch.cuda.get_device_name(device)
-                        if device.type == "cuda" else cpu_name(),
+    info = machine() | {"device": str(device), "device_name": device_name(device),
                         "variant": VARIANT, "batch_size": BATCH, "rotation": ROTATION,
                         "timed_steps": args.steps, "speedups": str(pick_speedups(device, recipe))}
     print(f"benchmark on {info['device_name']} ({device}), {info['cpu_count']} CPUs, "

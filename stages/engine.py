@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import platform
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -45,6 +46,19 @@ class Speedups:
     channels_last: bool
     compile_mode: str | None  # torch.compile mode, None = eager
     amp_dtype: torch.dtype | None  # autocast dtype, None = fp32
+
+
+def device_name(device: torch.device) -> str:
+    """'NVIDIA H100 80GB HBM3', 'Intel(R) Xeon(R) Processor @ 2.10GHz', ..."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def cpu_has_bf16() -> bool:
@@ -186,7 +200,7 @@ def train_epoch(model: nn.Module, step_fn: Callable, train: Split, r: Recipe,
         loss_sum += loss.detach() * len(idx)
         correct += (out.detach().argmax(1) == y).sum()
     n = len(train.labels)
-    return (loss_sum / n).item(), (correct.double() * 100 / n).item()
+    return (loss_sum / n).item(), correct.item() * 100 / n  # exact; MPS has no float64
 
 
 def make_step(model: nn.Module, opt: torch.optim.Optimizer, sched, per_batch: bool,

@@ -8,7 +8,6 @@ per epoch; metrics.json: timing and device). Every file appears whole or not at 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import pandas as pd
@@ -16,7 +15,7 @@ import torch
 
 from stages import paths
 from stages.config import load_params
-from stages.engine import fit, pick_device
+from stages.engine import device_name, fit, pick_device
 from stages.errors import cli
 from stages.io import atomic_path, write_json
 from stages.models import build_model, count_params, save_checkpoint
@@ -41,12 +40,11 @@ def train(variant: str) -> list[dict]:
     epoch_s = [row["seconds"] for row in history]
     write_json(out / "metrics.json", {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device_name": device_name(device),
         "torch": torch.__version__,
         "seconds": round(seconds, 2),
         "epoch_seconds_median": round(sorted(epoch_s)[len(epoch_s) // 2], 2),
-        "train_images_per_s": round(n_train * len(history) / sum(epoch_s)),
+        "images_per_s_with_test_pass": round(n_train * len(history) / sum(epoch_s)),
     })
     save_checkpoint(paths.checkpoint(variant), model.cpu(), recipe.to_dict())
     return history

@@ -11,7 +11,7 @@ import torch
 from conftest import write_idx
 from stages.download import FILES, download, download_file, md5sum, mirror_list
 from stages.errors import DataError
-from stages.prepare import IMAGES_MAGIC, LABELS_MAGIC, load_split, read_idx
+from stages.prepare import IMAGES_MAGIC, LABELS_MAGIC, load_split, prepare, read_idx
 
 NAME = "t10k-labels-idx1-ubyte.gz"
 
@@ -56,6 +56,16 @@ def test_image_and_label_counts_must_match(tmp_path):
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(9_999))
     with pytest.raises(DataError, match=r"labels-idx1-ubyte.gz: dimensions \(9999,\), expected"):
         load_split(tmp_path, "test")
+
+
+def test_failed_prepare_writes_nothing(tmp_path, mnist_dir):
+    raw = tmp_path / "raw"
+    shutil.copytree(mnist_dir, raw)
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b broken")
+    out = tmp_path / "mnist.pt"
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: not a complete gzip file"):
+        prepare(raw, out)
+    assert list(tmp_path.iterdir()) == [raw]
 
 
 def test_header_only_file(tmp_path):

@@ -176,6 +176,25 @@ def test_experiment_retrains_only_variants_that_use_gamma(project):
     assert "test_accuracy" in html or "Test accuracy" in html
 
 
+def test_diverging_recipe_fails_clearly_and_writes_nothing(project):
+    ckpt = project.path / "models/s004_baseline.pt"
+    history = project.path / "reports/variants/s004_baseline/train/history.csv"
+    before = ckpt.read_bytes(), history.read_bytes()
+
+    def explode(raw):
+        raw["variants"]["s004_baseline"]["lr"] = 100.0
+        return raw
+
+    project.set_params(explode)
+    result = project.run(sys.executable, "-m", "stages.train", "s004_baseline", check=False)
+    project.run("git", "checkout", "params.yaml")
+    assert result.returncode == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: training diverged in epoch 1 (loss nan) at lr 100")
+    assert message.endswith("try a smaller lr")
+    assert (ckpt.read_bytes(), history.read_bytes()) == before
+
+
 def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
     seen, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
