@@ -14,7 +14,9 @@ full recipe for --epochs epochs (0 skips it). Needs data/MNIST/raw and data/mnis
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
+import itertools
 import dataclasses
 import os
 import platform
@@ -25,7 +27,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from stages.config import load_params
@@ -41,26 +42,33 @@ VARIANT = "s002_it3_7k"
 BATCH, ROTATION, WARMUP = 128, 7.0, 10
 
 
-def reference_batches(root: Path, workers: int):
-    """The write-ups' input pipeline, verbatim in spirit. `root` gets MNIST/raw/ unpacked from
-    data/MNIST/raw, as torchvision's own download would leave it."""
+@contextlib.contextmanager
+def reference_batches(workers: int):
+    """The write-ups' input pipeline, verbatim in spirit, as an endless stream of batches.
+    A temporary folder gets MNIST/raw/ unpacked from data/MNIST/raw, as torchvision's own
+    download would leave it; it is removed on exit."""
     from torchvision import datasets, transforms
 
-    (root / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        with gzip.open(RAW_DIR / name) as src, open(root / "MNIST" / "raw" / name[:-3], "wb") as dst:
-            shutil.copyfileobj(src, dst)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        for name in FILES:
+            with gzip.open(RAW_DIR / name) as src, open(raw / name[:-3], "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        transform = transforms.Compose([
+            transforms.RandomRotation((-ROTATION, ROTATION), fill=(0,)),
+            transforms.ToTensor(),
+            transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)),
+        ])
+        dataset = datasets.MNIST(tmp, train=True, download=False, transform=transform)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True,
+                                             num_workers=workers, pin_memory=False)
+        yield itertools.chain.from_iterable(itertools.repeat(loader))  # epoch after epoch
 
-    transform = transforms.Compose([
-        transforms.RandomRotation((-ROTATION, ROTATION), fill=(0,)),
-        transforms.ToTensor(),
-        transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)),
-    ])
-    dataset = datasets.MNIST(str(root), train=True, download=False, transform=transform)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True,
-                                         num_workers=workers, pin_memory=False)
-    while True:
-        yield from loader
+
+def reference_model(arch: str, dropout: float, device: torch.device) -> nn.Module:
+    """The same network without its Normalize layer: the reference normalizes in the transform."""
+    return nn.Sequential(*ARCHITECTURES[arch](dropout)).to(device)
 
 
 def timed(steps: int, step, device: torch.device) -> float:
@@ -82,47 +90,41 @@ def sync(device: torch.device) -> None:
 
 def bench_reference(steps: int, device: torch.device, arch: str, workers: int) -> float:
     torch.manual_seed(0)
-    model = nn.Sequential(*ARCHITECTURES[arch](0.05)).to(device)  # Normalize is in the transform
+    model = reference_model(arch, 0.05, device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    tmp = tempfile.TemporaryDirectory()
-    batches = reference_batches(Path(tmp.name), workers)
     sgd_step = make_step(model, opt, None, False, device, Speedups(False, None, None))
     seen = {"correct": 0, "images": 0}
+    with reference_batches(workers) as batches:
 
-    def step():
-        x, y = next(batches)
-        x, y = x.to(device), y.to(device)
-        loss, out = sgd_step(x, y)
-        # as the write-ups do for their tqdm bar: loss and running accuracy read every batch
-        seen["correct"] += out.argmax(dim=1).eq(y).sum().item()
-        seen["images"] += len(y)
-        return f"Loss={loss.item()} Accuracy={100 * seen['correct'] / seen['images']:0.2f}"
+        def step():
+            x, y = next(batches)
+            x, y = x.to(device), y.to(device)
+            loss, out = sgd_step(x, y)
+            # as the write-ups do for their tqdm bar: loss and running accuracy read every batch
+            seen["correct"] += out.argmax(dim=1).eq(y).sum().item()
+            seen["images"] += len(y)
+            return f"Loss={loss.item()} Accuracy={100 * seen['correct'] / seen['images']:0.2f}"
 
-    try:
         return timed(steps, step, device)
-    finally:
-        tmp.cleanup()
 
 
 def reference_fit(recipe, device: torch.device, data: dict, workers: int) -> float:
     """Train with the reference loop by the full recipe; returns the final test accuracy (%)."""
     torch.manual_seed(recipe.seed)
-    model = nn.Sequential(*ARCHITECTURES[recipe.arch](recipe.dropout)).to(device)
+    model = reference_model(recipe.arch, recipe.dropout, device)
     opt = make_optimizer(model, recipe)
     steps_per_epoch = -(-len(data["train_labels"]) // BATCH)
     sched, per_batch = make_scheduler(opt, recipe, steps_per_epoch)
-    tmp = tempfile.TemporaryDirectory()
-    batches = reference_batches(Path(tmp.name), workers)
     sgd_step = make_step(model, opt, sched, per_batch, device, Speedups(False, None, None))
+    with reference_batches(workers) as batches:
+        for _ in range(recipe.epochs):
+            model.train()
+            for _ in range(steps_per_epoch):
+                x, y = next(batches)
+                sgd_step(x.to(device), y.to(device))
+            if sched is not None and not per_batch:
+                sched.step()
     test = nn.Sequential(Normalize(), model)  # the test images get the same normalization
-    for _ in range(recipe.epochs):
-        model.train()
-        for _ in range(steps_per_epoch):
-            x, y = next(batches)
-            sgd_step(x.to(device), y.to(device))
-        if sched is not None and not per_batch:
-            sched.step()
-    tmp.cleanup()
     _, acc, _ = evaluate(test, data["test_images"].to(device), data["test_labels"].to(device))
     return acc
 

@@ -34,8 +34,29 @@ def mnist_data(mnist_dir, tmp_path_factory) -> dict:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] | None = None  # when a list, every GET path is appended to it
+
+    def do_GET(self):
+        if self.requests is not None:
+            self.requests.append(self.path)
+        super().do_GET()
+
     def log_message(self, *args):
         pass
+
+
+def start_server(directory: Path, requests: list[str] | None = None):
+    """Serve `directory` on a loopback port; returns (server, base URL). Shut it down after."""
+    handler = functools.partial(type("Handler", (_QuietHandler,), {"requests": requests}),
+                                directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def stop_server(server) -> None:
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture
@@ -44,16 +65,13 @@ def http_mirror():
     servers = []
 
     def serve(directory: Path) -> str:
-        handler = functools.partial(_QuietHandler, directory=str(directory))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server, url = start_server(directory)
         servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
+        return url
 
     yield serve
     for server in servers:
-        server.shutdown()
-        server.server_close()
+        stop_server(server)
 
 
 def write_idx(path: Path, array: np.ndarray, magic: int | None = None, gz: bool = True) -> Path:

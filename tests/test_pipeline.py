@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, start_server, stop_server
 from stages.models import load_model
 
 pytestmark = pytest.mark.slow
@@ -57,22 +57,8 @@ class Project:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mnist_dir):
-    import functools
-    import http.server
-    import threading
-
-    from conftest import _QuietHandler
-
-    downloads = []
-
-    class Counting(_QuietHandler):
-        def do_GET(self):
-            downloads.append(self.path)
-            super().do_GET()
-
-    handler = functools.partial(Counting, directory=str(mnist_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    downloads: list[str] = []
+    server, url = start_server(mnist_dir, downloads)
 
     path = tmp_path_factory.mktemp("project")
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
@@ -82,7 +68,7 @@ def project(tmp_path_factory, mnist_dir):
             (path / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, path / rel)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "MNIST_MIRROR": f"http://127.0.0.1:{server.server_address[1]}/",
+           "MNIST_MIRROR": url,
            "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}
@@ -94,8 +80,7 @@ def project(tmp_path_factory, mnist_dir):
     p.run("git", "commit", "-qm", "tiny")
     p.repro = p.run("dvc", "repro")
     yield p
-    server.shutdown()
-    server.server_close()
+    stop_server(server)
 
 
 def test_repro_writes_every_output(project):
