@@ -27,6 +27,7 @@ OPTIMIZERS = ("sgd", "adam")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 SPEC: dict[str, tuple[type, Check, str]] = {
     "seed": (int, lambda v: v >= 0, "an integer >= 0"),
+    "seeds": (int, lambda v: 1 <= v <= 100, "an integer in [1, 100] (runs: seed, seed+1, ...)"),
     "epochs": (int, lambda v: v >= 1, "an integer >= 1"),
     "batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
     "train_subset": (int, lambda v: v >= 0, "an integer >= 0 (0 = all 60,000 images)"),
@@ -45,6 +46,8 @@ SPEC: dict[str, tuple[type, Check, str]] = {
     "max_lr": (float, lambda v: v > 0, "a number > 0"),
     "dropout": (float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "rotation": (float, lambda v: 0 <= v <= 180, "a number of degrees in [0, 180]"),
+    "scale": (float, lambda v: 0 <= v < 1, "a number in [0, 1) (zoom in [1 - scale, 1 + scale])"),
+    "translate": (float, lambda v: 0 <= v <= 0.5, "a fraction of the image side in [0, 0.5]"),
     "fill": (float, lambda v: 0 <= v <= 255, "a pixel value in [0, 255]"),
     "device": (str, lambda v: bool(_DEVICE_RE.match(v)), "one of auto, cpu, cuda, cuda:N, mps"),
     "compile": (str, lambda v: v in COMPILE_MODES, f"one of {', '.join(COMPILE_MODES)}"),
@@ -62,7 +65,7 @@ RELEVANT: dict[str, Callable[[dict], bool]] = {
     "plateau_on": lambda r: r["scheduler"] == "plateau",
     "val_size": lambda r: r["scheduler"] == "plateau" and r["plateau_on"] == "val",
     "max_lr": lambda r: r["scheduler"] == "onecycle",
-    "fill": lambda r: r["rotation"] > 0,
+    "fill": lambda r: r["rotation"] > 0 or r["scale"] > 0 or r["translate"] > 0,
 }
 VARIANT_ONLY = {"arch", "source", "reported"}  # keys a variant entry may add to the recipe keys
 TOP_ONLY = {"data", "variants"}
@@ -74,6 +77,7 @@ class Recipe:
 
     arch: str
     seed: int
+    seeds: int
     epochs: int
     batch_size: int
     train_subset: int
@@ -92,6 +96,8 @@ class Recipe:
     max_lr: float | None
     dropout: float
     rotation: float
+    scale: float
+    translate: float
     fill: float | None
     device: str
     compile: str

@@ -53,9 +53,10 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or platform.machine()
@@ -84,18 +85,41 @@ def autocast(device: torch.device, speed: Speedups):
     return torch.autocast(device.type, dtype=speed.amp_dtype)
 
 
-def rotate(x: torch.Tensor, degrees: torch.Tensor, fill: float = 0.0,
+def rotate(x: torch.Tensor, degrees: torch.Tensor, fill: float = 0.0, *,
+           scale: torch.Tensor | None = None, shift: torch.Tensor | None = None,
            mode: str = "nearest") -> torch.Tensor:
-    """Rotate each image of x (B, C, H, W) counter-clockwise by its own angle in degrees, about
-    the image centre, as torchvision.transforms.functional.rotate does; `fill` (the scale of x)
-    is used for pixels that come from outside the image."""
+    """Rotate each image of x (B, C, H, W) counter-clockwise by its own angle in degrees about
+    the image centre, optionally zoom it by its own `scale` factor (B,) and move it by `shift`
+    (B, 2: x right, y down, in fractions of the image side), in one grid_sample: the geometry of
+    torchvision.transforms.functional.rotate / affine. `fill` (the scale of x) is used for
+    pixels that come from outside the image."""
     rad = degrees.to(x.dtype) * (math.pi / 180)
     cos, sin = torch.cos(rad), torch.sin(rad)
-    zero = torch.zeros_like(cos)
     # output pixel -> input pixel, in grid_sample's normalized coordinates (y points down)
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    inverse = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+    if scale is not None:
+        inverse = inverse / scale.to(x.dtype)[:, None, None]
+    offset = torch.zeros_like(inverse[:, :, :1])
+    if shift is not None:  # a side is 2 normalized units; input = inverse @ (output - 2 * shift)
+        offset = -inverse @ (2 * shift.to(x.dtype)[:, :, None])
+    grid = F.affine_grid(torch.cat([inverse, offset], 2), list(x.shape), align_corners=False)
     return F.grid_sample(x - fill, grid, mode=mode, padding_mode="zeros", align_corners=False) + fill
+
+
+def augment(x: torch.Tensor, r: Recipe, gen: torch.Generator) -> torch.Tensor:
+    """The recipe's random rotation, zoom and shift, each image its own, uniform in
+    [-rotation, rotation] degrees, [1 - scale, 1 + scale] and [-translate, translate] sides."""
+    if not (r.rotation or r.scale or r.translate):
+        return x
+    n, device = len(x), x.device
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, device=device, generator=gen) * 2 - 1
+
+    angles = uniform(n) * r.rotation if r.rotation else torch.zeros(n, device=device)
+    scale = 1 + uniform(n) * r.scale if r.scale else None
+    shift = uniform(n, 2) * r.translate if r.translate else None
+    return rotate(x, angles, r.fill / 255, scale=scale, shift=shift)
 
 
 def as_input(images_u8: torch.Tensor, speed: Speedups | None = None) -> torch.Tensor:
@@ -192,10 +216,7 @@ def train_epoch(model: nn.Module, step_fn: Callable, train: Split, r: Recipe,
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     for idx in batches(len(train.labels), r.batch_size, gen, device, desc):
-        x, y = as_input(train.images[idx], speed), train.labels[idx]
-        if r.rotation > 0:
-            angles = (torch.rand(len(idx), device=device, generator=gen) * 2 - 1) * r.rotation
-            x = rotate(x, angles, r.fill / 255)
+        x, y = augment(as_input(train.images[idx], speed), r, gen), train.labels[idx]
         loss, out = step_fn(x, y)
         loss_sum += loss.detach() * len(idx)
         correct += (out.detach().argmax(1) == y).sum()
@@ -232,6 +253,8 @@ def fit(model: nn.Module, r: Recipe, data: dict, device: torch.device,
         model.to(memory_format=torch.channels_last)
     splits = make_splits(data, r, device)
     train = splits["train"]
+    held_out = f", {len(splits['val'].labels):,} held out for validation" if "val" in splits else ""
+    log(f"{len(train.labels):,} training images{held_out}; seed {r.seed}")
     opt = make_optimizer(model, r)
     sched, per_batch = make_scheduler(opt, r, math.ceil(len(train.labels) / r.batch_size))
     step = make_step(model, opt, sched, per_batch, device, speed)

@@ -181,6 +181,36 @@ def seed003_gap(p: float) -> list[nn.Module]:
     ]
 
 
+def _ours(c: tuple[int, ...], p: float) -> list[nn.Module]:
+    """This project's own: three valid 3x3 convs at full resolution (where an extra channel is
+    cheapest), one max-pool, a 1x1 squeeze, three more 3x3 convs, GAP and a 1x1 classifier.
+    conv-BN-ReLU(-dropout) throughout; no conv biases (BatchNorm right after makes them moot)."""
+    b = functools.partial(block, p=p, order="brd", bias=False)
+    return [
+        b(1, c[0], 3, 0),     # 26, rf 3
+        b(c[0], c[1], 3, 0),  # 24, rf 5
+        b(c[1], c[2], 3, 0),  # 22, rf 7
+        nn.MaxPool2d(2),      # 11, rf 8
+        b(c[2], c[3], 1, 0),  # 11, rf 8
+        b(c[3], c[4], 3, 0),  # 9, rf 12
+        b(c[4], c[5], 3, 0),  # 7, rf 16
+        b(c[5], c[6], 3, 1),  # 7, rf 20
+        nn.AdaptiveAvgPool2d(1),         # 1
+        nn.Conv2d(c[6], 10, 1),          # 1
+        *head(),
+    ]
+
+
+def ours_narrow(p: float) -> list[nn.Module]:
+    """This project's own, narrow, 6,414 params."""
+    return _ours((8, 10, 12, 8, 12, 14, 14), p)
+
+
+def ours_wide(p: float) -> list[nn.Module]:
+    """This project's own, wide, 7,776 params."""
+    return _ours((10, 12, 14, 10, 12, 14, 16), p)
+
+
 ARCHITECTURES: dict[str, Callable[[float], list[nn.Module]]] = {
     "seed004": seed004,
     "seed000": seed000,
@@ -190,6 +220,8 @@ ARCHITECTURES: dict[str, Callable[[float], list[nn.Module]]] = {
     "seed003_skeleton": seed003_skeleton,
     "seed003_bn": seed003_bn,
     "seed003_gap": seed003_gap,
+    "ours_narrow": ours_narrow,
+    "ours_wide": ours_wide,
 }
 
 

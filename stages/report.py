@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from stages import paths  # noqa: E402
-from stages.config import Variant, load_params  # noqa: E402
+from stages.config import Recipe, Variant, load_params  # noqa: E402
 from stages.errors import DataError, cli  # noqa: E402
 from stages.io import atomic_path, write_json, write_text  # noqa: E402
 
@@ -30,27 +30,38 @@ LAST = 3  # epochs averaged for the headline "last three" number
 
 def read_variant(name: str) -> tuple[pd.DataFrame, dict]:
     try:
-        history = pd.read_csv(paths.train_dir(name) / "history.csv")
+        runs = pd.read_csv(paths.train_dir(name) / "runs.csv")
         evaluation = json.loads((paths.eval_dir(name) / "metrics.json").read_text())
-        timing = json.loads((paths.train_dir(name) / "metrics.json").read_text())
     except FileNotFoundError as e:
         raise DataError(f"{e.filename}: missing; run `dvc repro` to train and evaluate {name}")
-    return history, evaluation | {"train_seconds": timing["seconds"], "device": timing["device"]}
+    return runs, evaluation
 
 
-def summarize(variant: Variant, history: pd.DataFrame, evaluation: dict) -> dict:
-    acc = history["test_acc"]
-    best = int(acc.idxmax())
-    last = acc.tail(LAST)
-    return {
-        "test_acc": round(float(acc.iloc[-1]), 2),
-        "test_acc_last3": round(float(last.mean()), 3),
-        "test_acc_min_last3": round(float(last.min()), 2),
-        "best_test_acc": round(float(acc.iloc[best]), 2),
-        "best_epoch": int(history["epoch"].iloc[best]),
-        "test_loss": evaluation["test_loss"],
+def test_curves(runs: pd.DataFrame) -> pd.DataFrame:
+    """Test accuracy (%) with one row per epoch and one column per seed."""
+    return runs.pivot(index="epoch", columns="seed", values="test_acc")
+
+
+def summarize(runs: pd.DataFrame, evaluation: dict) -> dict:
+    """Headline numbers over all seeds: means of the per-seed numbers, their sample standard
+    deviation when there are several seeds, and the worst of the last epochs for the target."""
+    curves = test_curves(runs)
+    mean = curves.mean(axis=1)
+    last = curves.tail(LAST)
+    final_loss = runs.groupby("seed")["test_loss"].last()
+    m = {"seeds": curves.shape[1], "test_acc": round(float(mean.iloc[-1]), 2)}
+    if curves.shape[1] > 1:
+        m["test_acc_std"] = round(float(curves.iloc[-1].std()), 3)
+    m["test_acc_last3"] = round(float(last.mean().mean()), 3)
+    if curves.shape[1] > 1:
+        m["test_acc_last3_std"] = round(float(last.mean().std()), 3)
+    return m | {
+        "test_acc_min_last3": round(float(last.min().min()), 2),
+        "best_test_acc": round(float(mean.max()), 2),
+        "best_epoch": int(mean.idxmax()),
+        "test_loss": round(float(final_loss.mean()), 5),
         "params": evaluation["params"],
-        "epochs": int(history["epoch"].iloc[-1]),
+        "epochs": int(curves.index[-1]),
     }
 
 
@@ -59,35 +70,73 @@ def meets_target(m: dict) -> bool:
             and m["test_acc_min_last3"] >= TARGET_ACC)
 
 
+def describe(r: Recipe) -> str:
+    """The recipe in a few words: optimizer and lr, schedule, batch, dropout, augmentation."""
+    parts = [f"{'SGD' if r.optimizer == 'sgd' else 'Adam'} {r.lr:g}"]
+    if r.scheduler == "none":
+        parts.append("constant lr")
+    elif r.scheduler == "step":
+        start = f" from ep {r.step_start}" if r.step_start > 1 else ""
+        parts.append(f"step ×{r.gamma:g} every {r.step} ep{start}")
+    elif r.scheduler == "plateau":
+        parts.append(f"plateau on {r.plateau_on} loss (×{r.factor:g}, patience {r.patience})")
+    else:
+        parts.append(f"one-cycle to {r.max_lr:g}")
+    parts.append(f"batch {r.batch_size}")
+    if r.weight_decay:
+        parts.append(f"wd {r.weight_decay:g}")
+    if r.dropout:
+        parts.append(f"dropout {r.dropout:g}")
+    if r.rotation:
+        fill = f" fill {r.fill:g}" if r.fill else ""
+        parts.append(f"rotation ±{r.rotation:g}°{fill}")
+    return ", ".join(parts)
+
+
+def with_std(m: dict, key: str, digits: int = 2) -> str:
+    std = m.get(f"{key}_std")
+    return f"{m[key]:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+
+
 def summary_table(params_variants: dict[str, Variant], metrics: dict[str, dict]) -> pd.DataFrame:
     rows = []
     for name, m in metrics.items():
         v = params_variants[name]
+        gap = "" if v.reported is None else f"{m['best_test_acc'] - v.reported:+.2f}"
         rows.append({
             "variant": name,
             "write-up": v.source or "(this project)",
             "params": f"{m['params']:,}",
             "epochs": m["epochs"],
+            "recipe": describe(v.recipe),
+            "seeds": m["seeds"],
             "reported best %": "" if v.reported is None else f"{v.reported:.2f}",
-            "final %": f"{m['test_acc']:.2f}",
-            "last-3 mean %": f"{m['test_acc_last3']:.2f}",
+            "final %": with_std(m, "test_acc"),
+            "last-3 mean %": with_std(m, "test_acc_last3"),
             "best % (epoch)": f"{m['best_test_acc']:.2f} ({m['best_epoch']})",
+            "best − reported": gap,
             "target met": "yes" if meets_target(m) else "no",
         })
     return pd.DataFrame(rows)
 
 
-def plot_accuracy(histories: dict[str, pd.DataFrame], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    for name, h in histories.items():
-        ax.plot(h["epoch"], h["test_acc"], marker="o", markersize=3, label=name)
+def plot_accuracy(curves: dict[str, pd.DataFrame], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    colors = plt.get_cmap("tab20").colors
+    lowest = TARGET_ACC
+    for i, (name, c) in enumerate(curves.items()):
+        color, mean = colors[i % len(colors)], c.mean(axis=1)
+        label = name if c.shape[1] == 1 else f"{name} (mean of {c.shape[1]} seeds, min–max)"
+        ax.plot(mean.index, mean, marker="os^vD"[i % 5], markersize=3, color=color, label=label)
+        if c.shape[1] > 1:
+            ax.fill_between(c.index, c.min(axis=1), c.max(axis=1), color=color, alpha=0.2)
+        lowest = min(lowest, float(c.iloc[min(2, len(c) - 1):].min().min()))
     ax.axhline(TARGET_ACC, color="black", linestyle="--", linewidth=1, label=f"{TARGET_ACC}%")
-    lowest = min(h["test_acc"].iloc[min(2, len(h) - 1):].min() for h in histories.values())
-    ax.set_ylim(max(90.0, min(lowest, TARGET_ACC) - 0.3), 100)
+    ax.set_ylim(max(97.5, lowest - 0.1), 100)
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy per epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower right", ncol=2)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
@@ -97,14 +146,15 @@ def plot_accuracy(histories: dict[str, pd.DataFrame], path: Path) -> None:
 def plot_params(metrics: dict[str, dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for name, m in metrics.items():
-        ax.scatter(m["params"], m["test_acc_last3"], s=30)
+        ax.errorbar(m["params"], m["test_acc_last3"], yerr=m.get("test_acc_last3_std"),
+                    fmt="o" if meets_target(m) else "x", markersize=6, capsize=3)
         ax.annotate(name, (m["params"], m["test_acc_last3"]), fontsize=8,
                     xytext=(4, 3), textcoords="offset points")
     ax.axhline(TARGET_ACC, color="black", linestyle="--", linewidth=1)
     ax.axvline(TARGET_PARAMS, color="gray", linestyle=":", linewidth=1)
     ax.set_xscale("log")
     ax.set(xlabel="parameters (log scale)", ylabel="test accuracy, mean of last 3 epochs (%)",
-           title="Parameters vs accuracy")
+           title="Parameters vs accuracy (o: target met, x: not; bars: ± std over seeds)")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -114,24 +164,28 @@ def plot_params(metrics: dict[str, dict], path: Path) -> None:
 
 def report(out_dir: Path = REPORTS) -> dict[str, dict]:
     variants = load_params().variants
-    histories, metrics = {}, {}
-    for name, variant in variants.items():
-        histories[name], evaluation = read_variant(name)
-        metrics[name] = summarize(variant, histories[name], evaluation)
+    curves, metrics = {}, {}
+    for name in variants:
+        runs, evaluation = read_variant(name)
+        curves[name], metrics[name] = test_curves(runs), summarize(runs, evaluation)
     table = summary_table(variants, metrics)
     write_text(out_dir / "summary.md", "\n".join([
         "# Summary",
         "",
         f"Accuracies on the 10,000 MNIST test images, in percent. *final*: after the last epoch; "
         f"*last-3 mean*: mean of the last {LAST} epochs (the headline numbers); *best (epoch)*: "
-        "the best epoch, picked on the test set as the write-ups did, so optimistic. "
+        "the best epoch, picked on the test set as the write-ups did, so optimistic; "
+        "*best − reported*: ours minus the write-up's. With several seeds each number is the "
+        "mean over seeds ± the sample standard deviation, and the best epoch is that of the mean "
+        "curve. On 10,000 test images one image is 0.01 points; runs of one recipe that differ "
+        "only in the seed spread by about 0.1 point. "
         f"*target met*: < {TARGET_PARAMS:,} parameters, <= {TARGET_EPOCHS} epochs and >= "
-        f"{TARGET_ACC}% in each of the last {LAST} epochs.",
+        f"{TARGET_ACC}% in each of the last {LAST} epochs (of every seed).",
         "",
         table.to_markdown(index=False),
         "",
     ]))
-    plot_accuracy(histories, out_dir / "accuracy.png")
+    plot_accuracy(curves, out_dir / "accuracy.png")
     plot_params(metrics, out_dir / "params_vs_accuracy.png")
     write_json(out_dir / "metrics.json", metrics)
     return metrics

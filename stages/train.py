@@ -1,20 +1,25 @@
-"""train: train one variant by its resolved recipe.
+"""train: train one variant by its resolved recipe, once per seed.
 
     python -m stages.train VARIANT
 
-Writes models/<v>.pt (weights + recipe) and reports/variants/<v>/train/ (history.csv: one row
-per epoch; metrics.json: timing and device). Every file appears whole or not at all.
+A recipe with `seeds: N` trains N independent runs with seeds seed, seed+1, ..., seed+N-1.
+Writes models/<v>.pt (the first seed's weights + recipe) and reports/variants/<v>/train/:
+history.csv (the first seed's run, one row per epoch: the curve DVC plots), runs.csv (every
+seed's rows, with a `seed` column: what the report averages) and metrics.json (timing, device).
+Every file appears whole or not at all, and only after every seed has finished.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import statistics
 import time
 
 import pandas as pd
 import torch
 
 from stages import paths
-from stages.config import load_params
+from stages.config import Recipe, load_params
 from stages.engine import device_name, fit, pick_device
 from stages.errors import cli
 from stages.io import atomic_path, write_json
@@ -22,32 +27,43 @@ from stages.models import build_model, count_params, save_checkpoint
 from stages.prepare import load_data
 
 
-def train(variant: str) -> list[dict]:
+def train_seed(recipe: Recipe, data: dict, device: torch.device) -> tuple[torch.nn.Module, list]:
+    torch.manual_seed(recipe.seed)  # weight init
+    model = build_model(recipe.arch, recipe.dropout, data["mean"], data["std"])
+    return model, fit(model, recipe, data, device)
+
+
+def train(variant: str) -> pd.DataFrame:
     recipe = load_params().variant(variant).recipe
     device = pick_device(recipe.device)
     data = load_data()
-    torch.manual_seed(recipe.seed)
-    model = build_model(recipe.arch, recipe.dropout, data["mean"], data["std"])
-    n_train = recipe.train_subset or len(data["train_labels"])
-    print(f"{variant}: {recipe.arch}, {count_params(model):,} params, {recipe.epochs} epochs "
-          f"on {device} ({n_train:,} training images)")
+    seeds = list(range(recipe.seed, recipe.seed + recipe.seeds))
     t0 = time.perf_counter()
-    history = fit(model, recipe, data, device)
+    runs, first = [], None
+    for seed in seeds:
+        print(f"{variant}: {recipe.arch}, {recipe.epochs} epochs on {device}, seed {seed} "
+              f"({len(runs) + 1} of {len(seeds)})")
+        model, history = train_seed(dataclasses.replace(recipe, seed=seed), data, device)
+        first = first or (model, history)
+        runs += [{"seed": seed, **row} for row in history]
     seconds = time.perf_counter() - t0
+    model, history = first
+    runs = pd.DataFrame(runs)
     out = paths.train_dir(variant)
-    with atomic_path(out / "history.csv") as tmp:
-        pd.DataFrame(history).to_csv(tmp, index=False, float_format="%.6g")
-    epoch_s = [row["seconds"] for row in history]
+    for name, table in (("history.csv", pd.DataFrame(history)), ("runs.csv", runs)):
+        with atomic_path(out / name) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
     write_json(out / "metrics.json", {
         "device": str(device),
         "device_name": device_name(device),
         "torch": torch.__version__,
+        "params": count_params(model),
+        "seeds": seeds,
         "seconds": round(seconds, 2),
-        "epoch_seconds_median": round(sorted(epoch_s)[len(epoch_s) // 2], 2),
-        "images_per_s_with_test_pass": round(n_train * len(history) / sum(epoch_s)),
+        "epoch_seconds_median": round(statistics.median(runs["seconds"]), 2),
     })
     save_checkpoint(paths.checkpoint(variant), model.cpu(), recipe.to_dict())
-    return history
+    return runs
 
 
 @cli

@@ -39,6 +39,7 @@ def test_project_params_load():
     ({"rotation": -5}, None, "rotation = -5"),
     ({"epochs": 0}, None, "epochs = 0: must be an integer >= 1"),
     ({"epochs": 2.5}, None, "epochs = 2.5"),
+    ({"seeds": 0}, None, "seeds = 0: must be an integer in [1, 100]"),
     ({"batch_size": 0}, None, "batch_size = 0: must be an integer >= 1"),
     ({"amp": 1}, None, "amp = 1: must be true or false"),
     ({"scheduler": "cosine"}, None, "scheduler = 'cosine': must be one of none, step"),

@@ -117,6 +117,27 @@ def test_metrics_and_summary(project):
         assert len(confusion) == 10_000 and list(confusion) == ["actual", "predicted"]
 
 
+def test_several_seeds(project):
+    multi = {n: r["seeds"] for n in VARIANTS
+             if (r := project.read_json(f"configs/{n}.json"))["seeds"] > 1}
+    assert multi, "no variant runs several seeds"
+    metrics = project.read_json("reports/metrics.json")
+    for name in VARIANTS:
+        recipe = project.read_json(f"configs/{name}.json")
+        runs = pd.read_csv(project.path / f"reports/variants/{name}/train/runs.csv")
+        seeds = list(range(recipe["seed"], recipe["seed"] + recipe["seeds"]))
+        assert sorted(set(runs["seed"])) == seeds and metrics[name]["seeds"] == len(seeds)
+        assert ("test_acc_std" in metrics[name]) == (len(seeds) > 1)
+        history = pd.read_csv(project.path / f"reports/variants/{name}/train/history.csv")
+        first = runs[runs["seed"] == seeds[0]].drop(columns="seed").reset_index(drop=True)
+        pd.testing.assert_frame_equal(history, first)  # the plotted curve is the first seed's
+    name = next(iter(multi))
+    runs = pd.read_csv(project.path / f"reports/variants/{name}/train/runs.csv")
+    finals = runs.groupby("seed")["test_acc"].last()
+    assert finals.nunique() > 1 or runs.groupby("seed")["train_loss"].last().nunique() > 1
+    assert metrics[name]["test_acc"] == pytest.approx(finals.mean(), abs=0.006)
+
+
 def test_checkpoint_loads_and_reproduces_its_accuracy(project):
     data = torch.load(project.path / "data/mnist.pt", weights_only=True)
     for name in VARIANTS:
@@ -141,18 +162,21 @@ def test_same_params_same_metrics(project):
 def test_experiment_retrains_only_variants_that_use_gamma(project):
     project.run("git", "add", "-A")
     project.run("git", "commit", "-qm", "baseline run")
+    before = {v: project.read_json(f"configs/{v}.json") for v in VARIANTS}
     out = project.run("dvc", "exp", "run", "-S", "gamma=0.5").stdout
     recipes = {v: project.read_json(f"configs/{v}.json") for v in VARIANTS}
-    for name, recipe in recipes.items():
-        ran = f"Running stage 'train@{name}'" in out
-        assert ran == ("gamma" in recipe and recipe["gamma"] == 0.5), name
-    assert any("gamma" in r for r in recipes.values())
+    changed = {v for v in VARIANTS if recipes[v] != before[v]}
+    # exactly the variants with a step schedule that inherit the top-level gamma
+    entries = yaml.safe_load((project.path / "params.yaml").read_text())["variants"]
+    assert changed == {v for v in VARIANTS if "gamma" in before[v] and "gamma" not in entries[v]}
+    assert changed and all(recipes[v]["gamma"] == 0.5 for v in changed)
+    for name in VARIANTS:
+        assert (f"Running stage 'train@{name}'" in out) == (name in changed), name
 
     diff = project.run("dvc", "metrics", "diff", "--json").stdout
-    changed = json.loads(diff)["reports/metrics.json"]
-    assert any(key.endswith(".test_acc") for key in changed)
-    assert all(key.split(".")[0] in recipes and "gamma" in recipes[key.split(".")[0]]
-               for key in changed)
+    changed_keys = json.loads(diff)["reports/metrics.json"]
+    assert any(key.endswith(".test_acc") for key in changed_keys)
+    assert all(key.split(".")[0] in changed for key in changed_keys)
     shown = json.loads(project.run("dvc", "exp", "show", "--json").stdout)
     assert json.dumps(shown).count('"gamma": 0.5') >= 1
 
