@@ -182,7 +182,7 @@ def report(out_dir: Path = REPORTS) -> dict[str, dict]:
         f"*target met*: < {TARGET_PARAMS:,} parameters, <= {TARGET_EPOCHS} epochs and >= "
         f"{TARGET_ACC}% in each of the last {LAST} epochs (of every seed).",
         "",
-        table.to_markdown(index=False),
+        table.to_markdown(index=False, disable_numparse=True),
         "",
     ]))
     plot_accuracy(curves, out_dir / "accuracy.png")
