@@ -87,9 +87,12 @@ def describe(r: Recipe) -> str:
         parts.append(f"wd {r.weight_decay:g}")
     if r.dropout:
         parts.append(f"dropout {r.dropout:g}")
-    if r.rotation:
+    moves = [f"rotation ±{r.rotation:g}°" if r.rotation else "",
+             f"zoom ±{r.scale:.0%}" if r.scale else "",
+             f"shift ±{r.translate:.0%}" if r.translate else ""]
+    if any(moves):  # fill applies to whatever the moves bring in from outside the image
         fill = f" fill {r.fill:g}" if r.fill else ""
-        parts.append(f"rotation ±{r.rotation:g}°{fill}")
+        parts.append(" + ".join(m for m in moves if m) + fill)
     return ", ".join(parts)
 
 

@@ -1,6 +1,8 @@
 """The report's arithmetic over seeds and its one-line recipe descriptions."""
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -56,3 +58,5 @@ def test_recipe_descriptions_name_the_quirks():
     assert describe(v["s002_it2_8k"].recipe) == (
         "SGD 0.04, step ×0.09 every 2 ep from ep 8, batch 128, dropout 0.05, rotation ±7°")
     assert describe(v["s002_it1_8k"].recipe).startswith("SGD 0.19, step ×0.5 every 7 ep, ")
+    ours = dataclasses.replace(v["s002_it3_7k"].recipe, scale=0.1, translate=0.05, fill=1.0)
+    assert describe(ours).endswith(", rotation ±7° + zoom ±10% + shift ±5% fill 1")
