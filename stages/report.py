@@ -72,7 +72,9 @@ def meets_target(m: dict) -> bool:
 
 def describe(r: Recipe) -> str:
     """The recipe in a few words: optimizer and lr, schedule, batch, dropout, augmentation."""
-    parts = [f"{'SGD' if r.optimizer == 'sgd' else 'Adam'} {r.lr:g}"]
+    optimizer = "SGD" if r.optimizer == "sgd" else "Adam"
+    # one-cycle sets its own lr (max_lr / 25 rising to max_lr): the recipe's lr plays no part
+    parts = [optimizer if r.scheduler == "onecycle" else f"{optimizer} {r.lr:g}"]
     if r.scheduler == "none":
         parts.append("constant lr")
     elif r.scheduler == "step":

@@ -60,3 +60,6 @@ def test_recipe_descriptions_name_the_quirks():
     assert describe(v["s002_it1_8k"].recipe).startswith("SGD 0.19, step ×0.5 every 7 ep, ")
     ours = dataclasses.replace(v["s002_it3_7k"].recipe, scale=0.1, translate=0.05, fill=1.0)
     assert describe(ours).endswith(", rotation ±7° + zoom ±10% + shift ±5% fill 1")
+    cycle = dataclasses.replace(v["s002_it3_7k"].recipe, scheduler="onecycle", max_lr=0.1,
+                                lr=0.5, step=None, gamma=None, step_start=None)
+    assert describe(cycle).startswith("SGD, one-cycle to 0.1, batch 128, ")  # no unused lr
