@@ -5,7 +5,7 @@ READY  := $(VENV)/.ready
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro test bench venv clean-venv
+.PHONY: repro test bench readme venv clean-venv
 
 repro: $(READY)  ## run the whole pipeline: dvc repro
 	dvc repro
@@ -15,6 +15,9 @@ test: $(READY)  ## run the test suite
 
 bench: $(READY)  ## engine vs the write-ups' DataLoader loop -> reports/bench.json
 	python -m stages.bench
+
+readme: $(READY)  ## copy the table of reports/summary.md into README.md
+	python -m stages.report --readme README.md
 
 venv: $(READY)
 

@@ -5,9 +5,15 @@
 Writes reports/metrics.json ({variant: {test_acc, test_acc_last3, ...}}, accuracies in percent,
 for `dvc metrics diff`), reports/summary.md (the comparison table) and two charts:
 reports/accuracy.png (test accuracy per epoch) and reports/params_vs_accuracy.png.
+
+    python -m stages.report --readme README.md
+
+Copies the table of the committed reports/summary.md into README.md, between the lines
+`<!-- summary:start -->` and `<!-- summary:end -->`; trains and recomputes nothing.
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -20,7 +26,7 @@ import pandas as pd  # noqa: E402
 
 from stages import paths  # noqa: E402
 from stages.config import Recipe, Variant, load_params  # noqa: E402
-from stages.errors import DataError, cli  # noqa: E402
+from stages.errors import DataError, UserError, cli  # noqa: E402
 from stages.io import atomic_path, write_json, write_text  # noqa: E402
 
 REPORTS = Path("reports")
@@ -196,8 +202,34 @@ def report(out_dir: Path = REPORTS) -> dict[str, dict]:
     return metrics
 
 
+MARKERS = ("<!-- summary:start -->", "<!-- summary:end -->")
+
+
+def update_readme(readme: Path, summary: Path = REPORTS / "summary.md") -> None:
+    """Put the markdown table of `summary` between the MARKERS lines of `readme`."""
+    if not summary.exists():
+        raise UserError(f"{summary} not found: run `dvc repro` (or `dvc pull`) first")
+    table = [line for line in summary.read_text().splitlines() if line.startswith("|")]
+    lines = readme.read_text().splitlines()
+    if not table or [lines.count(m) for m in MARKERS] != [1, 1]:
+        raise UserError(f"{readme} needs the lines {MARKERS[0]} and {MARKERS[1]} once each, "
+                        f"and {summary} a markdown table")
+    start, end = (lines.index(m) for m in MARKERS)
+    if end < start:
+        raise UserError(f"{readme}: {MARKERS[1]} comes before {MARKERS[0]}")
+    write_text(readme, "\n".join(lines[:start + 1] + table + lines[end:]) + "\n")
+
+
 @cli
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", type=Path, metavar="README",
+                        help="copy the table of reports/summary.md into README instead")
+    readme = parser.parse_args().readme
+    if readme:
+        update_readme(readme)
+        print(f"{readme}: table replaced by that of {REPORTS / 'summary.md'}")
+        return
     metrics = report()
     print((REPORTS / "summary.md").read_text())
     print(f"{len(metrics)} variants -> reports/metrics.json, summary.md, accuracy.png")

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from stages.config import load_params
-from stages.report import describe, meets_target, summarize, summary_table
+from stages.errors import UserError
+from stages.report import describe, meets_target, summarize, summary_table, update_readme
 from conftest import ROOT
 
 
@@ -63,3 +64,25 @@ def test_recipe_descriptions_name_the_quirks():
     cycle = dataclasses.replace(v["s002_it3_7k"].recipe, scheduler="onecycle", max_lr=0.1,
                                 lr=0.5, step=None, gamma=None, step_start=None)
     assert describe(cycle).startswith("SGD, one-cycle to 0.1, batch 128, ")  # no unused lr
+
+
+def test_update_readme_replaces_only_the_table(tmp_path):
+    summary = tmp_path / "summary.md"
+    summary.write_text("# Summary\n\nSome words.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- summary:start -->\n| old |\n<!-- summary:end -->\nafter\n")
+    update_readme(readme, summary)
+    assert readme.read_text() == ("intro\n<!-- summary:start -->\n| a | b |\n|---|---|\n"
+                                  "| 1 | 2 |\n<!-- summary:end -->\nafter\n")
+
+
+@pytest.mark.parametrize("text", ["no markers\n", "<!-- summary:end -->\n<!-- summary:start -->\n",
+                                  "<!-- summary:start -->\n" * 2 + "<!-- summary:end -->\n"])
+def test_update_readme_refuses_bad_markers_and_leaves_the_file(tmp_path, text):
+    summary = tmp_path / "summary.md"
+    summary.write_text("| a |\n|---|\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(text)
+    with pytest.raises(UserError, match="summary:"):
+        update_readme(readme, summary)
+    assert readme.read_text() == text
