@@ -217,6 +217,12 @@ def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
     pytest.fail(f"never saw {needle!r}; output:\n{''.join(seen)}")
 
 
+def default_sigint() -> None:
+    """Ctrl-C must reach the child even when this suite runs as a background job: a shell
+    starts those with SIGINT ignored, and Python then never turns SIGINT into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def slow_s004(raw: dict) -> dict:
     raw["variants"]["s004_baseline"].update(epochs=3, train_subset=12_000)
     return raw
@@ -229,7 +235,7 @@ def test_interrupted_training_keeps_the_good_checkpoint(project, sig):
     project.set_params(slow_s004)
     proc = subprocess.Popen([sys.executable, "-m", "stages.train", "s004_baseline"],
                             cwd=project.path, env=project.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     wait_for_line(proc, "epoch 1/3", timeout=120)
     t0 = time.monotonic()
     proc.send_signal(sig)
@@ -246,7 +252,7 @@ def test_interrupted_repro_reruns_cleanly(project):
     project.set_params(slow_s004)
     proc = subprocess.Popen(["dvc", "repro"], cwd=project.path, env=project.env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=default_sigint)
     wait_for_line(proc, "epoch 1/3", timeout=180)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
     proc.wait(timeout=30)
