@@ -131,12 +131,24 @@ def summary_table(params_variants: dict[str, Variant], metrics: dict[str, dict])
     return pd.DataFrame(rows)
 
 
+def variant_color(i: int) -> tuple[float, ...]:
+    """The i-th variant's colour, the same in every chart (both list variants in one order)."""
+    colors = plt.get_cmap("tab20").colors
+    return colors[i % len(colors)]
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
 def plot_accuracy(curves: dict[str, pd.DataFrame], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(12, 6.5))
-    colors = plt.get_cmap("tab20").colors
     lowest = TARGET_ACC
     for i, (name, c) in enumerate(curves.items()):
-        color, mean = colors[i % len(colors)], c.mean(axis=1)
+        color, mean = variant_color(i), c.mean(axis=1)
         label = name if c.shape[1] == 1 else f"{name} (mean of {c.shape[1]} seeds, min–max)"
         ax.plot(mean.index, mean, marker="os^vD"[i % 5], markersize=3, color=color, label=label,
                 linewidth=2.5 if c.shape[1] > 1 else 1.2)  # multi-seed runs stand out
@@ -149,19 +161,15 @@ def plot_accuracy(curves: dict[str, pd.DataFrame], path: Path) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: no curve hidden
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_params(metrics: dict[str, dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    colors = plt.get_cmap("tab20").colors
     for i, (name, m) in enumerate(metrics.items()):  # a legend, not labels: the ~8k ones crowd
         ax.errorbar(m["params"], m["test_acc_last3"], yerr=m.get("test_acc_last3_std"),
                     fmt="o" if meets_target(m) else "x", markersize=7, capsize=3,
-                    color=colors[i % len(colors)], label=name)
+                    color=variant_color(i), label=name)
     ax.axhline(TARGET_ACC, color="black", linestyle="--", linewidth=1)
     ax.axvline(TARGET_PARAMS, color="gray", linestyle=":", linewidth=1)
     ax.set_xscale("log")
@@ -169,10 +177,7 @@ def plot_params(metrics: dict[str, dict], path: Path) -> None:
            title="Parameters vs accuracy (o: target met, x: not; bars: ± std over seeds)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right", ncol=2)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def report(out_dir: Path = REPORTS) -> dict[str, dict]:
@@ -213,9 +218,10 @@ def update_readme(readme: Path, summary: Path = REPORTS / "summary.md") -> None:
         raise UserError(f"{summary} not found: run `dvc repro` (or `dvc pull`) first")
     table = [line for line in summary.read_text().splitlines() if line.startswith("|")]
     lines = readme.read_text().splitlines()
-    if not table or [lines.count(m) for m in MARKERS] != [1, 1]:
-        raise UserError(f"{readme} needs the lines {MARKERS[0]} and {MARKERS[1]} once each, "
-                        f"and {summary} a markdown table")
+    if not table:
+        raise UserError(f"{summary} holds no markdown table: run `dvc repro` to rewrite it")
+    if [lines.count(m) for m in MARKERS] != [1, 1]:
+        raise UserError(f"{readme} needs the lines {MARKERS[0]} and {MARKERS[1]} once each")
     start, end = (lines.index(m) for m in MARKERS)
     if end < start:
         raise UserError(f"{readme}: {MARKERS[1]} comes before {MARKERS[0]}")
