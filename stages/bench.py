@@ -43,10 +43,11 @@ BATCH, ROTATION, WARMUP = 128, 7.0, 10
 
 
 @contextlib.contextmanager
-def reference_batches(workers: int):
-    """The write-ups' input pipeline, verbatim in spirit, as an endless stream of batches.
-    A temporary folder gets MNIST/raw/ unpacked from data/MNIST/raw, as torchvision's own
-    download would leave it; it is removed on exit."""
+def reference_batches(workers: int, subset: int = 0):
+    """The write-ups' input pipeline, verbatim in spirit, as an endless stream of batches (of
+    the first `subset` images when set, as the engine's train_subset). A temporary folder gets
+    MNIST/raw/ unpacked from data/MNIST/raw, as torchvision's own download would leave it; it
+    is removed on exit."""
     from torchvision import datasets, transforms
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,6 +62,8 @@ def reference_batches(workers: int):
             transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)),
         ])
         dataset = datasets.MNIST(tmp, train=True, download=False, transform=transform)
+        if subset:
+            dataset = torch.utils.data.Subset(dataset, range(subset))
         loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True,
                                              num_workers=workers, pin_memory=False)
         yield itertools.chain.from_iterable(itertools.repeat(loader))  # epoch after epoch
@@ -113,10 +116,11 @@ def reference_fit(recipe, device: torch.device, data: dict, workers: int) -> flo
     torch.manual_seed(recipe.seed)
     model = reference_model(recipe.arch, recipe.dropout, device)
     opt = make_optimizer(model, recipe)
-    steps_per_epoch = -(-len(data["train_labels"]) // BATCH)
+    images = recipe.train_subset or len(data["train_labels"])
+    steps_per_epoch = -(-images // BATCH)
     sched, per_batch = make_scheduler(opt, recipe, steps_per_epoch)
     sgd_step = make_step(model, opt, sched, per_batch, device, Speedups(False, None, None))
-    with reference_batches(workers) as batches:
+    with reference_batches(workers, recipe.train_subset) as batches:
         for _ in range(recipe.epochs):
             model.train()
             for _ in range(steps_per_epoch):
@@ -130,19 +134,39 @@ def reference_fit(recipe, device: torch.device, data: dict, workers: int) -> flo
 
 
 def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, workers: int) -> dict:
-    """Final test accuracy of the reference loop and of the engine, same recipe, `seeds` seeds."""
-    ref, eng = [], []
+    """Final test accuracy (%) by the same recipe over `seeds` seeds: the reference loop, the
+    engine in fp32 eager, and the engine with the benchmarked speed-ups when they differ
+    (bf16 autocast, compile): the numbers that decide whether a speed-up keeps its accuracy."""
+    fp32 = dataclasses.replace(recipe, amp=False, compile="none")
+    runs = {"reference": lambda r: reference_fit(r, device, data, workers),
+            "engine_fp32": lambda r: engine_fit(r, device, data)}
+    fast = pick_speedups(device, recipe)
+    if fast != pick_speedups(device, fp32):
+        runs[f"engine_{speedup_name(fast)}"] = lambda r: engine_fit(
+            dataclasses.replace(r, amp=recipe.amp, compile=recipe.compile), device, data)
+    accs: dict[str, list[float]] = {name: [] for name in runs}
     for seed in range(1, seeds + 1):
-        r = dataclasses.replace(recipe, seed=seed)
-        ref.append(reference_fit(r, device, data, workers))
-        torch.manual_seed(seed)
-        eng.append(fit(build_model(r.arch, r.dropout), r, data, device, log=lambda _: None)[-1]
-                   ["test_acc"])
-        print(f"  seed {seed}: reference {ref[-1]:.2f}%  engine {eng[-1]:.2f}%")
+        for name, run in runs.items():
+            accs[name].append(round(run(dataclasses.replace(fp32, seed=seed)), 2))
+        print(f"  seed {seed}: " + "  ".join(f"{n} {a[-1]:.2f}%" for n, a in accs.items()),
+              flush=True)
     std = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
-    return {"reference_test_acc": ref, "engine_test_acc": eng,
-            "reference_mean": round(statistics.mean(ref), 3), "reference_std": round(std(ref), 3),
-            "engine_mean": round(statistics.mean(eng), 3), "engine_std": round(std(eng), 3)}
+    return {"seeds": seeds, "epochs": recipe.epochs} | {
+        name: {"test_acc": a, "mean": round(statistics.mean(a), 3), "std": round(std(a), 3)}
+        for name, a in accs.items()}
+
+
+def engine_fit(recipe, device: torch.device, data: dict) -> float:
+    torch.manual_seed(recipe.seed)
+    model = build_model(recipe.arch, recipe.dropout)
+    return fit(model, recipe, data, device, log=lambda _: None)[-1]["test_acc"]
+
+
+def speedup_name(speed: Speedups) -> str:
+    """'bf16', 'compiled', 'bf16_compiled' or 'fp32'."""
+    parts = (["bf16"] if speed.amp_dtype is not None else []) + (
+        ["compiled"] if speed.compile_mode else [])
+    return "_".join(parts) or "fp32"
 
 
 def bench_engine(steps: int, device: torch.device, recipe, data: dict) -> float:
@@ -225,9 +249,9 @@ def main() -> None:
               f"final test acc {history[-1]['test_acc']:.2f}%")
     if args.accuracy_seeds:
         info["accuracy"] = compare_accuracy(recipe, device, data, args.accuracy_seeds, args.workers)
-        a = info["accuracy"]
-        print(f"  accuracy   reference {a['reference_mean']:.2f} ± {a['reference_std']:.2f}%  "
-              f"engine {a['engine_mean']:.2f} ± {a['engine_std']:.2f}%")
+        print("  accuracy   " + "  ".join(
+            f"{name} {a['mean']:.2f} ± {a['std']:.2f}%" for name, a in info["accuracy"].items()
+            if isinstance(a, dict)) + f"  (mean ± sd of {args.accuracy_seeds} seeds)")
     write_json(args.out, info)
     print(f"-> {args.out}")
 

@@ -6,6 +6,8 @@ import signal
 import sys
 from typing import Callable
 
+from stages.runtime import keep_freed_memory
+
 
 class UserError(Exception):
     """A problem the user can fix; the message says what is wrong and what is allowed."""
@@ -27,11 +29,13 @@ def _raise_interrupt(signum, frame):
 
 def cli(main: Callable[..., None]) -> Callable[..., None]:
     """Wrap a stage's main: UserError -> 'error: ...' on stderr and its exit code; SIGINT and
-    SIGTERM stop it cleanly (outputs are written atomically, so nothing partial is left)."""
+    SIGTERM stop it cleanly (outputs are written atomically, so nothing partial is left); the
+    process runs with runtime's settings."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        keep_freed_memory()
         try:
             return main(*args, **kwargs)
         except UserError as e:
