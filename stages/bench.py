@@ -1,6 +1,7 @@
 """bench: this project's engine against a training loop written the way the write-ups do it.
 
-    python -m stages.bench [--device auto] [--steps 150] [--epochs 15] [--out reports/bench.json]
+    python -m stages.bench [--device auto] [--steps 150] [--epochs 15] [--amp] [--compile MODE]
+                           [--accuracy-seeds 0] [--out reports/bench.json]
 
 Same network (seed 002 iteration 3, 7,560 params), batch 128, rotation ±7° on, SGD:
 (a) reference: torchvision datasets.MNIST + DataLoader + RandomRotation + ToTensor + Normalize,
@@ -202,7 +203,7 @@ def machine() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=150, help="timed steps per loop")
+    parser.add_argument("--steps", type=int, default=150, help="timed steps per loop; 0 skips")
     parser.add_argument("--epochs", type=int, default=15, help="full engine run; 0 skips it")
     parser.add_argument("--workers", type=int, default=0,
                         help="reference DataLoader workers (the write-ups use 0 on CPU, 1 on CUDA)")
@@ -228,12 +229,13 @@ def main() -> None:
                         "timed_steps": args.steps, "speedups": str(pick_speedups(device, recipe))}
     print(f"benchmark on {info['device_name']} ({device}), {info['cpu_count']} CPUs, "
           f"torch {torch.__version__}; {args.steps} steps of {BATCH} images each")
-    ref = bench_reference(args.steps, device, recipe.arch, args.workers)
-    print(f"  reference  DataLoader + PIL rotation   {ref:10,.0f} images/s")
-    eng = bench_engine(args.steps, device, recipe, data)
-    print(f"  engine     on-device batches          {eng:10,.0f} images/s   {eng / ref:5.1f}x")
-    info |= {"reference_images_per_s": round(ref), "engine_images_per_s": round(eng),
-             "speedup": round(eng / ref, 2)}
+    if args.steps:
+        ref = bench_reference(args.steps, device, recipe.arch, args.workers)
+        print(f"  reference  DataLoader + PIL rotation   {ref:10,.0f} images/s")
+        eng = bench_engine(args.steps, device, recipe, data)
+        print(f"  engine     on-device batches          {eng:10,.0f} images/s   {eng / ref:5.1f}x")
+        info |= {"reference_images_per_s": round(ref), "engine_images_per_s": round(eng),
+                 "speedup": round(eng / ref, 2)}
     if args.epochs:
         full = dataclasses.replace(recipe, epochs=args.epochs)
         torch.manual_seed(full.seed)

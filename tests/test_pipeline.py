@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from conftest import ROOT, start_server, stop_server
+from stages.engine import cpu_has_bf16
 from stages.models import load_model
 
 pytestmark = pytest.mark.slow
@@ -146,6 +147,26 @@ def test_checkpoint_loads_and_reproduces_its_accuracy(project):
             pred = model(data["test_images"].unsqueeze(1).float() / 255).argmax(1)
         errors = int((pred != data["test_labels"]).sum())
         assert errors == project.read_json(f"reports/variants/{name}/eval/metrics.json")["errors"]
+
+
+def test_bench_prints_both_loops_and_compares_accuracy(project, tmp_path):
+    """make bench's command on the tiny recipe (1,000 training images): both throughputs, their
+    ratio, a timed run, and the per-seed accuracy of every loop, in the JSON and on screen."""
+    out = project.run("python", "-m", "stages.bench", "--steps", "3", "--epochs", "1", "--amp",
+                      "--accuracy-seeds", "2", "--out", str(tmp_path / "bench.json")).stdout
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    assert {"machine", "cpu_count", "device_name", "torch"} <= set(bench)
+    ref, eng = bench["reference_images_per_s"], bench["engine_images_per_s"]
+    assert ref > 0 and eng > 0 and bench["speedup"] == pytest.approx(eng / ref, abs=0.01)
+    assert f"{ref:,} images/s" in out and f"{eng:,} images/s" in out
+    assert f"{bench['speedup']:.1f}x" in out
+    assert bench["full_run_epochs"] == 1 and bench["full_run_seconds"] > 0
+    assert 0 <= bench["full_run_final_test_acc"] <= 100
+    loops = {"reference", "engine_fp32"} | ({"engine_bf16"} if cpu_has_bf16() else set())
+    accuracy = bench["accuracy"]
+    assert {k for k, v in accuracy.items() if isinstance(v, dict)} == loops
+    for name in loops:
+        assert len(accuracy[name]["test_acc"]) == 2 and f"{name} " in out
 
 
 def test_second_repro_runs_nothing(project):
