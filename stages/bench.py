@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from stages.config import load_params
-from stages.engine import Speedups, Split, device_name, evaluate, fit, make_optimizer, \
-    make_scheduler, make_splits, make_step, pick_device, pick_speedups, train_epoch
+from stages.engine import PLAIN, Speedups, Split, device_name, evaluate, fit, make_optimizer, \
+    make_scheduler, make_splits, make_step, pick_device, pick_speedups, place, train_epoch
 from stages.download import FILES, RAW_DIR
 from stages.errors import cli
 from stages.io import write_json
@@ -96,7 +96,7 @@ def bench_reference(steps: int, device: torch.device, arch: str, workers: int) -
     torch.manual_seed(0)
     model = reference_model(arch, 0.05, device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    sgd_step = make_step(model, opt, None, False, device, Speedups(False, None, None))
+    sgd_step = make_step(model, opt, None, False, device, PLAIN)
     seen = {"correct": 0, "images": 0}
     with reference_batches(workers) as batches:
 
@@ -120,7 +120,7 @@ def reference_fit(recipe, device: torch.device, data: dict, workers: int) -> flo
     images = recipe.train_subset or len(data["train_labels"])
     steps_per_epoch = -(-images // BATCH)
     sched, per_batch = make_scheduler(opt, recipe, steps_per_epoch)
-    sgd_step = make_step(model, opt, sched, per_batch, device, Speedups(False, None, None))
+    sgd_step = make_step(model, opt, sched, per_batch, device, PLAIN)
     with reference_batches(workers, recipe.train_subset) as batches:
         for _ in range(recipe.epochs):
             model.train()
@@ -175,9 +175,7 @@ def bench_engine(steps: int, device: torch.device, recipe, data: dict) -> float:
     torch.manual_seed(0)
     r = dataclasses.replace(recipe, batch_size=BATCH, train_subset=steps * BATCH)
     speed = pick_speedups(device, r)
-    model = build_model(r.arch, 0.05).to(device)
-    if speed.channels_last:
-        model.to(memory_format=torch.channels_last)
+    model = place(build_model(r.arch, 0.05), device, speed)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     step = make_step(model, opt, None, False, device, speed)
     train = make_splits(data, r, device)["train"]
@@ -228,8 +226,9 @@ def main() -> None:
                         "variant": VARIANT, "batch_size": BATCH, "rotation": ROTATION,
                         "timed_steps": args.steps, "speedups": str(pick_speedups(device, recipe))}
     print(f"benchmark on {info['device_name']} ({device}), {info['cpu_count']} CPUs, "
-          f"torch {torch.__version__}; {args.steps} steps of {BATCH} images each")
+          f"torch {torch.__version__}")
     if args.steps:
+        print(f"  throughput over {args.steps} steps of {BATCH} images, after {WARMUP} warm-up steps")
         ref = bench_reference(args.steps, device, recipe.arch, args.workers)
         print(f"  reference  DataLoader + PIL rotation   {ref:10,.0f} images/s")
         eng = bench_engine(args.steps, device, recipe, data)

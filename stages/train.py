@@ -40,11 +40,12 @@ def train(variant: str) -> pd.DataFrame:
     seeds = list(range(recipe.seed, recipe.seed + recipe.seeds))
     t0 = time.perf_counter()
     runs, first = [], None
-    for seed in seeds:
+    for i, seed in enumerate(seeds, 1):
         print(f"{variant}: {recipe.arch}, {recipe.epochs} epochs on {device}, seed {seed} "
-              f"({len(runs) + 1} of {len(seeds)})")
+              f"({i} of {len(seeds)})")
         model, history = train_seed(dataclasses.replace(recipe, seed=seed), data, device)
-        first = first or (model, history)
+        if first is None:
+            first = model, history  # the checkpoint and the plotted curve
         runs += [{"seed": seed, **row} for row in history]
     seconds = time.perf_counter() - t0
     model, history = first

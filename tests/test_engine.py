@@ -110,13 +110,29 @@ def test_speedup_selection(recipe, monkeypatch):
     fast = dataclasses.replace(recipe, compile="reduce-overhead", amp=True)
     s = pick_speedups(cuda, fast)
     assert s.channels_last and s.compile_mode == "reduce-overhead" and s.amp_dtype == torch.bfloat16
-    assert pick_speedups(cuda, recipe) == engine.Speedups(True, None, None)
+    assert pick_speedups(cuda, recipe) == engine.Speedups(True, True, None, None)
     assert pick_speedups(mps, fast).amp_dtype is None
     assert not pick_speedups(cpu, fast).channels_last
+    assert not pick_speedups(cpu, fast).cudnn_benchmark
+    assert not pick_speedups(mps, fast).cudnn_benchmark
     monkeypatch.setattr(engine, "cpu_has_bf16", lambda: False)
     assert pick_speedups(cpu, fast).amp_dtype is None
     monkeypatch.setattr(engine, "cpu_has_bf16", lambda: True)
     assert pick_speedups(cpu, fast).amp_dtype == torch.bfloat16
+
+
+def test_place_applies_memory_format_and_cudnn_autotuning(recipe):
+    model = build_model(recipe.arch, recipe.dropout)
+    cpu = torch.device("cpu")
+    try:
+        engine.place(model, cpu, engine.Speedups(True, True, None, None))
+        assert torch.backends.cudnn.benchmark
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1]
+        assert convs[0].weight.is_contiguous(memory_format=torch.channels_last)
+        engine.place(model, cpu, engine.PLAIN)
+        assert not torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.benchmark = False
 
 
 def train_once(recipe, data):
