@@ -228,7 +228,7 @@ def main() -> None:
     print(f"benchmark on {info['device_name']} ({device}), {info['cpu_count']} CPUs, "
           f"torch {torch.__version__}")
     if args.steps:
-        print(f"  throughput over {args.steps} steps of {BATCH} images, after {WARMUP} warm-up steps")
+        print(f"  throughput over {args.steps} steps of {BATCH} images, after {WARMUP} warm-up")
         ref = bench_reference(args.steps, device, recipe.arch, args.workers)
         print(f"  reference  DataLoader + PIL rotation   {ref:10,.0f} images/s")
         eng = bench_engine(args.steps, device, recipe, data)
