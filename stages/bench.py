@@ -34,7 +34,7 @@ from stages.config import load_params
 from stages.engine import PLAIN, Speedups, Split, device_name, evaluate, fit, make_optimizer, \
     make_scheduler, make_splits, make_step, pick_device, pick_speedups, place, train_epoch
 from stages.download import FILES, RAW_DIR
-from stages.errors import cli
+from stages.errors import UserError, cli
 from stages.io import write_json
 from stages.models import ARCHITECTURES, MNIST_MEAN, MNIST_STD, Normalize, build_model
 from stages.prepare import load_data
@@ -134,10 +134,12 @@ def reference_fit(recipe, device: torch.device, data: dict, workers: int) -> flo
     return acc
 
 
-def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, workers: int) -> dict:
+def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, workers: int,
+                     only: list[str] | None = None) -> dict:
     """Final test accuracy (%) by the same recipe over `seeds` seeds: the reference loop, the
     engine in fp32 eager, and the engine with the benchmarked speed-ups when they differ
-    (bf16 autocast, compile): the numbers that decide whether a speed-up keeps its accuracy."""
+    (bf16 autocast, compile): the numbers that decide whether a speed-up keeps its accuracy.
+    `only` keeps some of these loops (the others repeat exactly on the same machine)."""
     fp32 = dataclasses.replace(recipe, amp=False, compile="none")
     runs = {"reference": lambda r: reference_fit(r, device, data, workers),
             "engine_fp32": lambda r: engine_fit(r, device, data)}
@@ -145,6 +147,11 @@ def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, worke
     if fast != pick_speedups(device, fp32):
         runs[f"engine_{speedup_name(fast)}"] = lambda r: engine_fit(
             dataclasses.replace(r, amp=recipe.amp, compile=recipe.compile), device, data)
+    if only:
+        if unknown := [name for name in only if name not in runs]:
+            raise UserError(f"--accuracy-loops: unknown loop {unknown[0]!r}; with these "
+                            f"settings: {', '.join(runs)}")
+        runs = {name: run for name, run in runs.items() if name in only}
     accs: dict[str, list[float]] = {name: [] for name in runs}
     for seed in range(1, seeds + 1):
         for name, run in runs.items():
@@ -210,6 +217,8 @@ def main() -> None:
     parser.add_argument("--accuracy-seeds", type=int, default=0,
                         help="also train both loops by the full recipe with this many seeds "
                              "and compare final test accuracy (slow on a CPU)")
+    parser.add_argument("--accuracy-loops", type=lambda v: v.split(","), default=None,
+                        help="comma-separated subset of reference,engine_fp32,engine_<speed-up>")
     parser.add_argument("--out", type=Path, default=Path("reports/bench.json"))
     args = parser.parse_args()
 
@@ -249,7 +258,8 @@ def main() -> None:
               f"(first epoch, incl. any compile: {history[0]['seconds']:.1f} s), "
               f"final test acc {history[-1]['test_acc']:.2f}%")
     if args.accuracy_seeds:
-        info["accuracy"] = compare_accuracy(recipe, device, data, args.accuracy_seeds, args.workers)
+        info["accuracy"] = compare_accuracy(recipe, device, data, args.accuracy_seeds,
+                                            args.workers, args.accuracy_loops)
         print("  accuracy   " + "  ".join(
             f"{name} {a['mean']:.2f} ± {a['std']:.2f}%" for name, a in info["accuracy"].items()
             if isinstance(a, dict)) + f"  (mean ± sd of {args.accuracy_seeds} seeds)")
