@@ -141,12 +141,15 @@ def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, worke
     (bf16 autocast, compile): the numbers that decide whether a speed-up keeps its accuracy.
     `only` keeps some of these loops (the others repeat exactly on the same machine)."""
     fp32 = dataclasses.replace(recipe, amp=False, compile="none")
+    def final_acc(r) -> float:
+        return engine_fit(r, device, data, log=lambda _: None)[-1]["test_acc"]
+
     runs = {"reference": lambda r: reference_fit(r, device, data, workers),
-            "engine_fp32": lambda r: engine_fit(r, device, data)}
+            "engine_fp32": final_acc}
     fast = pick_speedups(device, recipe)
     if fast != pick_speedups(device, fp32):
-        runs[f"engine_{speedup_name(fast)}"] = lambda r: engine_fit(
-            dataclasses.replace(r, amp=recipe.amp, compile=recipe.compile), device, data)
+        runs[f"engine_{speedup_name(fast)}"] = lambda r: final_acc(
+            dataclasses.replace(r, amp=recipe.amp, compile=recipe.compile))
     if only:
         if unknown := [name for name in only if name not in runs]:
             raise UserError(f"--accuracy-loops: unknown loop {unknown[0]!r}; with these "
@@ -164,10 +167,12 @@ def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, worke
         for name, a in accs.items()}
 
 
-def engine_fit(recipe, device: torch.device, data: dict) -> float:
+def engine_fit(recipe, device: torch.device, data: dict, log=print) -> list[dict]:
+    """One seed through the engine (engine.fit), the network built as the reference builds it;
+    returns the per-epoch rows."""
     torch.manual_seed(recipe.seed)
     model = build_model(recipe.arch, recipe.dropout)
-    return fit(model, recipe, data, device, log=lambda _: None)[-1]["test_acc"]
+    return fit(model, recipe, data, device, log=log)
 
 
 def speedup_name(speed: Speedups) -> str:
@@ -245,11 +250,8 @@ def main() -> None:
         info |= {"reference_images_per_s": round(ref), "engine_images_per_s": round(eng),
                  "speedup": round(eng / ref, 2)}
     if args.epochs:
-        full = dataclasses.replace(recipe, epochs=args.epochs)
-        torch.manual_seed(full.seed)
-        model = build_model(full.arch, full.dropout)
         t0 = time.perf_counter()
-        history = fit(model, full, data, device)
+        history = engine_fit(dataclasses.replace(recipe, epochs=args.epochs), device, data)
         info |= {"full_run_epochs": args.epochs,
                  "full_run_seconds": round(time.perf_counter() - t0, 2),
                  "full_run_first_epoch_seconds": round(history[0]["seconds"], 2),
