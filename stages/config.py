@@ -11,7 +11,7 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -53,10 +53,20 @@ SPEC: dict[str, tuple[type, Check, str]] = {
     "compile": (str, lambda v: v in COMPILE_MODES, f"one of {', '.join(COMPILE_MODES)}"),
     "amp": (bool, lambda v: True, "true or false"),
 }
+MOVES = ("rotation", "scale", "translate")  # the augmentation's random moves; all 0 = none
+
+
+def augments(r: Mapping[str, Any]) -> bool:
+    """Whether a recipe (as a mapping) moves its training images at all."""
+    return any(r[k] > 0 for k in MOVES)
+
+
 # Keys that only matter under some settings; a recipe leaves them out (None) otherwise, so that
-# changing e.g. `gamma` re-trains only the variants that use a step schedule.
+# changing e.g. `gamma` re-trains only the variants that use a step schedule. One-cycle sets lr
+# and momentum itself (from max_lr / 25, momentum cycled 0.95 -> 0.85), so it drops both.
 RELEVANT: dict[str, Callable[[dict], bool]] = {
-    "momentum": lambda r: r["optimizer"] == "sgd",
+    "lr": lambda r: r["scheduler"] != "onecycle",
+    "momentum": lambda r: r["optimizer"] == "sgd" and r["scheduler"] != "onecycle",
     "step": lambda r: r["scheduler"] == "step",
     "gamma": lambda r: r["scheduler"] == "step",
     "step_start": lambda r: r["scheduler"] == "step",
@@ -65,7 +75,7 @@ RELEVANT: dict[str, Callable[[dict], bool]] = {
     "plateau_on": lambda r: r["scheduler"] == "plateau",
     "val_size": lambda r: r["scheduler"] == "plateau" and r["plateau_on"] == "val",
     "max_lr": lambda r: r["scheduler"] == "onecycle",
-    "fill": lambda r: r["rotation"] > 0 or r["scale"] > 0 or r["translate"] > 0,
+    "fill": augments,
 }
 VARIANT_ONLY = {"arch", "source", "reported"}  # keys a variant entry may add to the recipe keys
 TOP_ONLY = {"data", "variants"}
@@ -82,7 +92,7 @@ class Recipe:
     batch_size: int
     train_subset: int
     optimizer: str
-    lr: float
+    lr: float | None
     momentum: float | None
     weight_decay: float
     scheduler: str
@@ -102,6 +112,10 @@ class Recipe:
     device: str
     compile: str
     amp: bool
+
+    @property
+    def augments(self) -> bool:
+        return augments(vars(self))
 
     def to_dict(self) -> dict[str, Any]:
         """The keys that shape training, without those that do not apply."""

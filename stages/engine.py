@@ -20,6 +20,7 @@ from stages.config import Recipe
 from stages.errors import UserError
 
 EVAL_BATCH = 1000  # images per forward pass when evaluating; memory only, not results
+ONECYCLE_DIV = 25.0  # one-cycle starts at max_lr / this (OneCycleLR's default div_factor)
 
 
 class Diverged(UserError):
@@ -102,7 +103,7 @@ def autocast(device: torch.device, speed: Speedups):
     return torch.autocast(device.type, dtype=speed.amp_dtype)
 
 
-def rotate(x: torch.Tensor, degrees: torch.Tensor, fill: float = 0.0, *,
+def affine(x: torch.Tensor, degrees: torch.Tensor, fill: float = 0.0, *,
            scale: torch.Tensor | None = None, shift: torch.Tensor | None = None,
            mode: str = "nearest") -> torch.Tensor:
     """Rotate each image of x (B, C, H, W) counter-clockwise by its own angle in degrees about
@@ -126,7 +127,7 @@ def rotate(x: torch.Tensor, degrees: torch.Tensor, fill: float = 0.0, *,
 def augment(x: torch.Tensor, r: Recipe, gen: torch.Generator) -> torch.Tensor:
     """The recipe's random rotation, zoom and shift, each image its own, uniform in
     [-rotation, rotation] degrees, [1 - scale, 1 + scale] and [-translate, translate] sides."""
-    if not (r.rotation or r.scale or r.translate):
+    if not r.augments:
         return x
     n, device = len(x), x.device
 
@@ -136,7 +137,7 @@ def augment(x: torch.Tensor, r: Recipe, gen: torch.Generator) -> torch.Tensor:
     angles = uniform(n) * r.rotation if r.rotation else torch.zeros(n, device=device)
     scale = 1 + uniform(n) * r.scale if r.scale else None
     shift = uniform(n, 2) * r.translate if r.translate else None
-    return rotate(x, angles, r.fill / 255, scale=scale, shift=shift)
+    return affine(x, angles, r.fill / 255, scale=scale, shift=shift)
 
 
 def as_input(images_u8: torch.Tensor, speed: Speedups | None = None) -> torch.Tensor:
@@ -173,9 +174,13 @@ def step_factor(epoch: int, step: int, gamma: float, start: int = 1) -> float:
 
 
 def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
+    # one-cycle has no lr or momentum of its own (None): OneCycleLR overwrites both on creation,
+    # so the optimizer starts with the values it would set (max_lr / 25, momentum 0.95)
+    onecycle = r.scheduler == "onecycle"
+    lr = r.max_lr / ONECYCLE_DIV if onecycle else r.lr
     if r.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum,
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=r.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.95 if onecycle else r.momentum,
                            weight_decay=r.weight_decay)
 
 
@@ -189,7 +194,8 @@ def make_scheduler(opt: torch.optim.Optimizer, r: Recipe, steps_per_epoch: int):
             opt, mode="min", factor=r.factor, patience=r.patience), False
     if r.scheduler == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=r.max_lr, total_steps=r.epochs * steps_per_epoch), True
+            opt, max_lr=r.max_lr, total_steps=r.epochs * steps_per_epoch,
+            div_factor=ONECYCLE_DIV), True
     return None, False
 
 

@@ -22,7 +22,7 @@ from stages import paths  # noqa: E402
 from stages.config import load_params  # noqa: E402
 from stages.engine import evaluate  # noqa: E402
 from stages.errors import cli  # noqa: E402
-from stages.io import atomic_path, write_json, write_text  # noqa: E402
+from stages.io import atomic_path, save_figure, write_json, write_text  # noqa: E402
 from stages.layers import layer_table  # noqa: E402
 from stages.models import count_params, load_model  # noqa: E402
 from stages.prepare import load_data  # noqa: E402
@@ -47,10 +47,7 @@ def plot_mistakes(images: torch.Tensor, labels: torch.Tensor, preds: torch.Tenso
         ax.set_title(f"{labels[i].item()}→{preds[i].item()}", fontsize=9, color="firebrick")
     fig.suptitle(f"{int((preds != labels).sum())} misclassified test digits "
                  f"(first {len(wrong)}; true→predicted)", fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def run_evaluation(variant: str) -> dict:

@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 from stages import paths  # noqa: E402
 from stages.config import Recipe, Variant, load_params  # noqa: E402
 from stages.errors import DataError, UserError, cli  # noqa: E402
-from stages.io import atomic_path, write_json, write_text  # noqa: E402
+from stages.io import save_figure, write_json, write_text  # noqa: E402
 
 REPORTS = Path("reports")
 TARGET_ACC, TARGET_PARAMS, TARGET_EPOCHS = 99.4, 8000, 15  # the write-ups' goal
@@ -79,8 +79,7 @@ def meets_target(m: dict) -> bool:
 def describe(r: Recipe) -> str:
     """The recipe in a few words: optimizer and lr, schedule, batch, dropout, augmentation."""
     optimizer = "SGD" if r.optimizer == "sgd" else "Adam"
-    # one-cycle sets its own lr (max_lr / 25 rising to max_lr): the recipe's lr plays no part
-    parts = [optimizer if r.scheduler == "onecycle" else f"{optimizer} {r.lr:g}"]
+    parts = [optimizer if r.lr is None else f"{optimizer} {r.lr:g}"]  # one-cycle: no lr
     if r.scheduler == "none":
         parts.append("constant lr")
     elif r.scheduler == "step":
@@ -95,10 +94,10 @@ def describe(r: Recipe) -> str:
         parts.append(f"wd {r.weight_decay:g}")
     if r.dropout:
         parts.append(f"dropout {r.dropout:g}")
-    moves = [f"rotation ±{r.rotation:g}°" if r.rotation else "",
-             f"zoom ±{r.scale:.0%}" if r.scale else "",
-             f"shift ±{r.translate:.0%}" if r.translate else ""]
-    if any(moves):  # fill applies to whatever the moves bring in from outside the image
+    if r.augments:  # fill applies to whatever the moves bring in from outside the image
+        moves = [f"rotation ±{r.rotation:g}°" if r.rotation else "",
+                 f"zoom ±{r.scale:.0%}" if r.scale else "",
+                 f"shift ±{r.translate:.0%}" if r.translate else ""]
         fill = f" fill {r.fill:g}" if r.fill else ""
         parts.append(" + ".join(m for m in moves if m) + fill)
     return ", ".join(parts)
@@ -135,13 +134,6 @@ def variant_color(i: int) -> tuple[float, ...]:
     """The i-th variant's colour, the same in every chart (both list variants in one order)."""
     colors = plt.get_cmap("tab20").colors
     return colors[i % len(colors)]
-
-
-def save_figure(fig: plt.Figure, path: Path) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def plot_accuracy(curves: dict[str, pd.DataFrame], path: Path) -> None:

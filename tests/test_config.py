@@ -28,7 +28,7 @@ def test_project_params_load():
     params = load_params(ROOT / "params.yaml")
     assert params.variants and params.mirrors
     for v in params.variants.values():
-        assert v.recipe.epochs >= 1 and v.recipe.lr > 0
+        assert v.recipe.epochs >= 1 and (v.recipe.lr or v.recipe.max_lr) > 0
 
 
 @pytest.mark.parametrize("top, variant, needle", [
@@ -79,6 +79,15 @@ def test_effective_recipe_leaves_out_what_does_not_apply():
     d = recipe.to_dict()
     assert "gamma" not in d and "step" not in d and "fill" not in d and "patience" not in d
     assert make_recipe(d) == recipe  # the configs/<v>.json round trip
+
+
+def test_one_cycle_drops_the_lr_and_momentum_it_overrides():
+    raw = with_changes()
+    raw["variants"] = {"cycle": {"arch": "seed004", "scheduler": "onecycle", "max_lr": 0.1}}
+    recipe = parse_params(raw).variants["cycle"].recipe
+    assert recipe.lr is None and recipe.momentum is None and recipe.max_lr == 0.1
+    raw["variants"]["cycle"] |= {"lr": 0.5, "momentum": 0.5}  # no re-training for these
+    assert parse_params(raw).variants["cycle"].recipe.to_dict() == recipe.to_dict()
 
 
 def test_unknown_variant_name():

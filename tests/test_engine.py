@@ -12,7 +12,7 @@ from torchvision.transforms import functional as TF
 
 from stages import engine
 from stages.config import load_params
-from stages.engine import Diverged, fit, pick_device, pick_speedups, rotate, step_factor
+from stages.engine import Diverged, affine, fit, pick_device, pick_speedups, step_factor
 from stages.errors import UserError
 from stages.models import build_model
 
@@ -32,7 +32,7 @@ def recipe():
 def test_rotation_matches_torchvision(digits, angle):
     x = digits.unsqueeze(1).float() / 255
     fill = 1 / 255  # seed 003's fill=(1,) on the 0-255 scale
-    ours = rotate(x, torch.full((len(x),), angle), fill)
+    ours = affine(x, torch.full((len(x),), angle), fill)
     theirs = torch.stack([TF.rotate(img, angle, InterpolationMode.NEAREST, fill=[fill]) for img in x])
     assert (ours - theirs).abs().max() < 1e-6
     # torchvision's PIL path (the write-ups' RandomRotation on PIL images): same geometry,
@@ -49,7 +49,7 @@ def test_zoom_and_shift_match_torchvision_affine(digits, angle, scale, dx, dy):
     n = len(x)
     for mode, interp in (("bilinear", InterpolationMode.BILINEAR),
                          ("nearest", InterpolationMode.NEAREST)):
-        ours = rotate(x, torch.full((n,), angle), scale=torch.full((n,), scale),
+        ours = affine(x, torch.full((n,), angle), scale=torch.full((n,), scale),
                       shift=torch.tensor([[dx / 28, dy / 28]]).expand(n, 2), mode=mode)
         # torchvision's affine turns the other way round from its rotate; translate in pixels
         theirs = torch.stack([TF.affine(img, -angle, [dx, dy], scale, [0.0, 0.0], interp)
@@ -76,14 +76,14 @@ def test_augment_draws_only_what_the_recipe_asks_for(digits, recipe):
 
 def test_each_image_gets_its_own_angle(digits):
     x = digits[:2].unsqueeze(1).float() / 255
-    both = rotate(x, torch.tensor([10.0, -20.0]))
-    torch.testing.assert_close(both[1:], rotate(x[1:], torch.tensor([-20.0])))
-    assert not torch.equal(both[:1], rotate(x[:1], torch.tensor([-20.0])))
+    both = affine(x, torch.tensor([10.0, -20.0]))
+    torch.testing.assert_close(both[1:], affine(x[1:], torch.tensor([-20.0])))
+    assert not torch.equal(both[:1], affine(x[:1], torch.tensor([-20.0])))
 
 
 def test_rotation_fill_reaches_corners():
     x = torch.zeros(1, 1, 28, 28)
-    out = rotate(x, torch.tensor([45.0]), fill=0.5)
+    out = affine(x, torch.tensor([45.0]), fill=0.5)
     assert out[0, 0, 0, 0] == 0.5 and out[0, 0, 14, 14] == 0.0
 
 
@@ -167,6 +167,23 @@ def test_no_host_sync_inside_the_step_loop(recipe, mnist_data, monkeypatch):
     gen = torch.Generator().manual_seed(0)
     engine.train_epoch(model, step, splits["train"], recipe, gen, speed, "test")
     assert len(calls) == 2  # loss and accuracy, read once at the end of the epoch (8 steps)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_one_cycle_ignores_lr_and_momentum(recipe, optimizer):
+    """A one-cycle recipe has no lr/momentum (None): OneCycleLR sets both on creation, so the
+    optimizer ends up as it would from any lr and momentum."""
+    r = dataclasses.replace(recipe, optimizer=optimizer, scheduler="onecycle", max_lr=0.1,
+                            lr=None, momentum=None)
+    model = build_model(r.arch, r.dropout)
+    ours = engine.make_optimizer(model, r)
+    other = (torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.5) if optimizer == "sgd"
+             else torch.optim.Adam(model.parameters(), lr=0.5, betas=(0.5, 0.999)))
+    for opt in ours, other:
+        engine.make_scheduler(opt, r, steps_per_epoch=10)
+    settings = [{k: v for k, v in o.param_groups[0].items() if k != "params"} for o in (ours, other)]
+    assert settings[0] == settings[1]
+    assert settings[0]["lr"] == pytest.approx(0.1 / 25)
 
 
 @pytest.mark.parametrize("scheduler", ["none", "step", "plateau", "onecycle"])

@@ -62,7 +62,7 @@ def test_recipe_descriptions_name_the_quirks():
     ours = dataclasses.replace(v["s002_it3_7k"].recipe, scale=0.1, translate=0.05, fill=1.0)
     assert describe(ours).endswith(", rotation ±7° + zoom ±10% + shift ±5% fill 1")
     cycle = dataclasses.replace(v["s002_it3_7k"].recipe, scheduler="onecycle", max_lr=0.1,
-                                lr=0.5, step=None, gamma=None, step_start=None)
+                                lr=None, momentum=None, step=None, gamma=None, step_start=None)
     assert describe(cycle).startswith("SGD, one-cycle to 0.1, batch 128, ")  # no unused lr
 
 
