@@ -135,8 +135,9 @@ def reference_fit(recipe, device: torch.device, data: dict, workers: int) -> flo
 
 
 def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, workers: int,
-                     only: list[str] | None = None) -> dict:
-    """Final test accuracy (%) by the same recipe over `seeds` seeds: the reference loop, the
+                     only: list[str] | None = None, first_seed: int = 1) -> dict:
+    """Final test accuracy (%) by the same recipe over `seeds` seeds from `first_seed` on
+    (first_seed, first_seed + 1, ...): the reference loop, the
     engine in fp32 eager, and the engine with the benchmarked speed-ups when they differ
     (bf16 autocast, compile): the numbers that decide whether a speed-up keeps its accuracy.
     `only` keeps some of these loops (the others repeat exactly on the same machine)."""
@@ -156,13 +157,13 @@ def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, worke
                             f"settings: {', '.join(runs)}")
         runs = {name: run for name, run in runs.items() if name in only}
     accs: dict[str, list[float]] = {name: [] for name in runs}
-    for seed in range(1, seeds + 1):
+    for seed in range(first_seed, first_seed + seeds):
         for name, run in runs.items():
             accs[name].append(round(run(dataclasses.replace(fp32, seed=seed)), 2))
         print(f"  seed {seed}: " + "  ".join(f"{n} {a[-1]:.2f}%" for n, a in accs.items()),
               flush=True)
     std = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
-    return {"seeds": seeds, "epochs": recipe.epochs} | {
+    return {"seeds": seeds, "first_seed": first_seed, "epochs": recipe.epochs} | {
         name: {"test_acc": a, "mean": round(statistics.mean(a), 3), "std": round(std(a), 3)}
         for name, a in accs.items()}
 
@@ -222,6 +223,8 @@ def main() -> None:
     parser.add_argument("--accuracy-seeds", type=int, default=0,
                         help="also train both loops by the full recipe with this many seeds "
                              "and compare final test accuracy (slow on a CPU)")
+    parser.add_argument("--accuracy-first-seed", type=int, default=1,
+                        help="seeds of the accuracy comparison: this one and the next ones")
     parser.add_argument("--accuracy-loops", type=lambda v: v.split(","), default=None,
                         help="comma-separated subset of reference,engine_fp32,engine_<speed-up>")
     parser.add_argument("--out", type=Path, default=Path("reports/bench.json"))
@@ -261,7 +264,8 @@ def main() -> None:
               f"final test acc {history[-1]['test_acc']:.2f}%")
     if args.accuracy_seeds:
         info["accuracy"] = compare_accuracy(recipe, device, data, args.accuracy_seeds,
-                                            args.workers, args.accuracy_loops)
+                                            args.workers, args.accuracy_loops,
+                                            args.accuracy_first_seed)
         print("  accuracy   " + "  ".join(
             f"{name} {a['mean']:.2f} ± {a['std']:.2f}%" for name, a in info["accuracy"].items()
             if isinstance(a, dict)) + f"  (mean ± sd of {args.accuracy_seeds} seeds)")

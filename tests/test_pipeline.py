@@ -154,7 +154,8 @@ def test_bench_prints_both_loops_and_compares_accuracy(project, tmp_path):
     """make bench's command on the tiny recipe (1,000 training images): both throughputs, their
     ratio, a timed run, and the per-seed accuracy of every loop, in the JSON and on screen."""
     out = project.run("python", "-m", "stages.bench", "--steps", "3", "--epochs", "1", "--amp",
-                      "--accuracy-seeds", "2", "--out", str(tmp_path / "bench.json")).stdout
+                      "--accuracy-seeds", "2", "--accuracy-first-seed", "5",
+                      "--out", str(tmp_path / "bench.json")).stdout
     bench = json.loads((tmp_path / "bench.json").read_text())
     assert {"machine", "cpu_count", "device_name", "torch"} <= set(bench)
     ref, eng = bench["reference_images_per_s"], bench["engine_images_per_s"]
@@ -166,6 +167,8 @@ def test_bench_prints_both_loops_and_compares_accuracy(project, tmp_path):
     assert 0 <= bench["full_run_final_test_acc"] <= 100
     loops = {"reference", "engine_fp32"} | ({"engine_bf16"} if cpu_has_bf16() else set())
     accuracy = bench["accuracy"]
+    assert (accuracy["seeds"], accuracy["first_seed"]) == (2, 5)
+    assert "seed 5: " in out and "seed 6: " in out and "seed 1: " not in out
     assert {k for k, v in accuracy.items() if isinstance(v, dict)} == loops
     for name in loops:
         assert len(accuracy[name]["test_acc"]) == 2 and f"{name} " in out
