@@ -31,13 +31,14 @@ import torch
 from torch import nn
 
 from stages.config import load_params
-from stages.engine import PLAIN, Speedups, Split, device_name, evaluate, fit, make_optimizer, \
+from stages.engine import PLAIN, Speedups, Split, device_name, evaluate, make_optimizer, \
     make_scheduler, make_splits, make_step, pick_device, pick_speedups, place, train_epoch
 from stages.download import FILES, RAW_DIR
 from stages.errors import UserError, cli
 from stages.io import write_json
 from stages.models import ARCHITECTURES, MNIST_MEAN, MNIST_STD, Normalize, build_model
 from stages.prepare import load_data
+from stages.train import train_seed
 
 VARIANT = "s002_it3_7k"
 BATCH, ROTATION, WARMUP = 128, 7.0, 10
@@ -143,7 +144,7 @@ def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, worke
     `only` keeps some of these loops (the others repeat exactly on the same machine)."""
     fp32 = dataclasses.replace(recipe, amp=False, compile="none")
     def final_acc(r) -> float:
-        return engine_fit(r, device, data, log=lambda _: None)[-1]["test_acc"]
+        return train_seed(r, data, device, log=lambda _: None)[1][-1]["test_acc"]
 
     runs = {"reference": lambda r: reference_fit(r, device, data, workers),
             "engine_fp32": final_acc}
@@ -166,14 +167,6 @@ def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, worke
     return {"seeds": seeds, "first_seed": first_seed, "epochs": recipe.epochs} | {
         name: {"test_acc": a, "mean": round(statistics.mean(a), 3), "std": round(std(a), 3)}
         for name, a in accs.items()}
-
-
-def engine_fit(recipe, device: torch.device, data: dict, log=print) -> list[dict]:
-    """One seed through the engine (engine.fit), the network built as the reference builds it;
-    returns the per-epoch rows."""
-    torch.manual_seed(recipe.seed)
-    model = build_model(recipe.arch, recipe.dropout)
-    return fit(model, recipe, data, device, log=log)
 
 
 def speedup_name(speed: Speedups) -> str:
@@ -254,7 +247,7 @@ def main() -> None:
                  "speedup": round(eng / ref, 2)}
     if args.epochs:
         t0 = time.perf_counter()
-        history = engine_fit(dataclasses.replace(recipe, epochs=args.epochs), device, data)
+        _, history = train_seed(dataclasses.replace(recipe, epochs=args.epochs), data, device)
         info |= {"full_run_epochs": args.epochs,
                  "full_run_seconds": round(time.perf_counter() - t0, 2),
                  "full_run_first_epoch_seconds": round(history[0]["seconds"], 2),

@@ -21,6 +21,7 @@ from stages.errors import UserError
 
 EVAL_BATCH = 1000  # images per forward pass when evaluating; memory only, not results
 ONECYCLE_DIV = 25.0  # one-cycle starts at max_lr / this (OneCycleLR's default div_factor)
+ONECYCLE_MOMENTUM = 0.95  # ... and at this momentum, cycled down to 0.85 (OneCycleLR's default)
 
 
 class Diverged(UserError):
@@ -175,13 +176,13 @@ def step_factor(epoch: int, step: int, gamma: float, start: int = 1) -> float:
 
 def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
     # one-cycle has no lr or momentum of its own (None): OneCycleLR overwrites both on creation,
-    # so the optimizer starts with the values it would set (max_lr / 25, momentum 0.95)
+    # so the optimizer starts with the values it sets
     onecycle = r.scheduler == "onecycle"
     lr = r.max_lr / ONECYCLE_DIV if onecycle else r.lr
     if r.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=r.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.95 if onecycle else r.momentum,
-                           weight_decay=r.weight_decay)
+    momentum = ONECYCLE_MOMENTUM if onecycle else r.momentum
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=r.weight_decay)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, r: Recipe, steps_per_epoch: int):
@@ -195,7 +196,7 @@ def make_scheduler(opt: torch.optim.Optimizer, r: Recipe, steps_per_epoch: int):
     if r.scheduler == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=r.max_lr, total_steps=r.epochs * steps_per_epoch,
-            div_factor=ONECYCLE_DIV), True
+            div_factor=ONECYCLE_DIV, max_momentum=ONECYCLE_MOMENTUM), True
     return None, False
 
 

@@ -15,7 +15,6 @@ import dataclasses
 import statistics
 import time
 
-import pandas as pd
 import torch
 
 from stages import paths
@@ -27,13 +26,16 @@ from stages.models import build_model, count_params, save_checkpoint
 from stages.prepare import load_data
 
 
-def train_seed(recipe: Recipe, data: dict, device: torch.device) -> tuple[torch.nn.Module, list]:
+def train_seed(recipe: Recipe, data: dict, device: torch.device,
+               log=print) -> tuple[torch.nn.Module, list]:
     torch.manual_seed(recipe.seed)  # weight init
     model = build_model(recipe.arch, recipe.dropout, data["mean"], data["std"])
-    return model, fit(model, recipe, data, device)
+    return model, fit(model, recipe, data, device, log)
 
 
-def train(variant: str) -> pd.DataFrame:
+def train(variant: str) -> "pd.DataFrame":
+    import pandas as pd  # here, not at the top: bench imports train_seed and needs no pandas
+
     recipe = load_params().variant(variant).recipe
     device = pick_device(recipe.device)
     data = load_data()

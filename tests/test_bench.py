@@ -18,7 +18,8 @@ def test_speedup_names():
 
 
 def test_accuracy_loops_must_exist_for_the_settings():
-    recipe = dataclasses.replace(load_params().variant(bench.VARIANT).recipe, compile="default")
+    recipe = dataclasses.replace(load_params().variant(bench.VARIANT).recipe, compile="default",
+                                 amp=False)
     with pytest.raises(UserError, match=r"unknown loop 'engine_bf16'; with these settings: "
                                         r"reference, engine_fp32, engine_compiled"):
         bench.compare_accuracy(recipe, torch.device("cpu"), {}, 1, 0, only=["engine_bf16"])

@@ -110,7 +110,8 @@ def test_speedup_selection(recipe, monkeypatch):
     fast = dataclasses.replace(recipe, compile="reduce-overhead", amp=True)
     s = pick_speedups(cuda, fast)
     assert s.channels_last and s.compile_mode == "reduce-overhead" and s.amp_dtype == torch.bfloat16
-    assert pick_speedups(cuda, recipe) == engine.Speedups(True, True, None, None)
+    fp32 = dataclasses.replace(recipe, amp=False)
+    assert pick_speedups(cuda, fp32) == engine.Speedups(True, True, None, None)
     assert pick_speedups(mps, fast).amp_dtype is None
     assert not pick_speedups(cpu, fast).channels_last
     assert not pick_speedups(cpu, fast).cudnn_benchmark
