@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from stages.config import load_params
-from stages.engine import PLAIN, Speedups, Split, device_name, evaluate, make_optimizer, \
+from stages.engine import PLAIN, Split, device_name, evaluate, make_optimizer, \
     make_scheduler, make_splits, make_step, pick_device, pick_speedups, place, train_epoch
 from stages.download import FILES, RAW_DIR
 from stages.errors import UserError, cli
@@ -150,7 +150,7 @@ def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, worke
             "engine_fp32": final_acc}
     fast = pick_speedups(device, recipe)
     if fast != pick_speedups(device, fp32):
-        runs[f"engine_{speedup_name(fast)}"] = lambda r: final_acc(
+        runs[f"engine_{fast.name}"] = lambda r: final_acc(
             dataclasses.replace(r, amp=recipe.amp, compile=recipe.compile))
     if only:
         if unknown := [name for name in only if name not in runs]:
@@ -167,13 +167,6 @@ def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, worke
     return {"seeds": seeds, "first_seed": first_seed, "epochs": recipe.epochs} | {
         name: {"test_acc": a, "mean": round(statistics.mean(a), 3), "std": round(std(a), 3)}
         for name, a in accs.items()}
-
-
-def speedup_name(speed: Speedups) -> str:
-    """'bf16', 'compiled', 'bf16_compiled' or 'fp32'."""
-    parts = (["bf16"] if speed.amp_dtype is not None else []) + (
-        ["compiled"] if speed.compile_mode else [])
-    return "_".join(parts) or "fp32"
 
 
 def bench_engine(steps: int, device: torch.device, recipe, data: dict) -> float:

@@ -50,6 +50,13 @@ class Speedups:
     compile_mode: str | None  # torch.compile mode, None = eager
     amp_dtype: torch.dtype | None  # autocast dtype, None = fp32
 
+    @property
+    def name(self) -> str:
+        """'fp32', 'bf16', 'compiled' or 'bf16_compiled': what changes the arithmetic."""
+        parts = (["bf16"] if self.amp_dtype is not None else []) + (
+            ["compiled"] if self.compile_mode else [])
+        return "_".join(parts) or "fp32"
+
 
 PLAIN = Speedups(False, False, None, None)  # fp32 eager, as the write-ups train
 
@@ -152,16 +159,16 @@ def as_input(images_u8: torch.Tensor, speed: Speedups | None = None) -> torch.Te
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              speed: Speedups | None = None) -> tuple[float, float, torch.Tensor]:
-    """Mean NLL loss, accuracy in percent, and the predicted labels of uint8 images."""
+    """Mean NLL loss, accuracy in percent, and the predicted labels of uint8 images. Always in
+    fp32, whatever arithmetic trained the model (`speed` only sets the memory format): the
+    accuracy of the weights, the number the evaluate stage gets from the checkpoint."""
     model.eval()
     device = images.device
     loss_sum = torch.zeros((), device=device)
     preds = []
-    ctx = autocast(device, speed) if speed else contextlib.nullcontext()
     for start in range(0, len(labels), EVAL_BATCH):
         x, y = as_input(images[start:start + EVAL_BATCH], speed), labels[start:start + EVAL_BATCH]
-        with ctx:
-            out = model(x).float()
+        out = model(x)
         loss_sum += F.nll_loss(out, y, reduction="sum")
         preds.append(out.argmax(1))
     pred = torch.cat(preds)

@@ -19,7 +19,7 @@ import torch
 
 from stages import paths
 from stages.config import Recipe, load_params
-from stages.engine import device_name, fit, pick_device
+from stages.engine import device_name, fit, pick_device, pick_speedups
 from stages.errors import cli
 from stages.io import atomic_path, write_json
 from stages.models import build_model, count_params, save_checkpoint
@@ -60,6 +60,7 @@ def train(variant: str) -> "pd.DataFrame":
         "device": str(device),
         "device_name": device_name(device),
         "torch": torch.__version__,
+        "arithmetic": pick_speedups(device, recipe).name,  # fp32, bf16 (amp where native), ...
         "params": count_params(model),
         "seeds": seeds,
         "seconds": round(seconds, 2),

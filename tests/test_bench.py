@@ -12,9 +12,9 @@ from stages.errors import UserError
 
 
 def test_speedup_names():
-    assert bench.speedup_name(engine.PLAIN) == "fp32"
-    assert bench.speedup_name(engine.Speedups(True, True, "default", torch.bfloat16)) == \
-        "bf16_compiled"
+    assert engine.PLAIN.name == "fp32"
+    assert engine.Speedups(True, True, "default", torch.bfloat16).name == "bf16_compiled"
+    assert engine.Speedups(True, True, None, torch.bfloat16).name == "bf16"
 
 
 def test_accuracy_loops_must_exist_for_the_settings():

@@ -151,6 +151,22 @@ def test_same_seed_same_numbers(recipe, mnist_data):
     assert first[-1]["test_acc"] > 25  # 512 images, 2 epochs: well above chance (10%)
 
 
+@pytest.mark.skipif(not engine.cpu_has_bf16(), reason="this CPU has no native bf16")
+def test_bf16_training_reports_the_fp32_accuracy_of_its_weights(recipe, mnist_data):
+    """amp changes how a model trains, not how its accuracy is measured: the last epoch's test
+    numbers are those the evaluate stage gets from the same weights in fp32."""
+    r = dataclasses.replace(recipe, amp=True)
+    assert pick_speedups(torch.device("cpu"), r).name == "bf16"
+    torch.manual_seed(r.seed)
+    model = build_model(r.arch, r.dropout)
+    last = fit(model, r, mnist_data, torch.device("cpu"), log=lambda _: None)[-1]
+    loss, acc, _ = engine.evaluate(model, mnist_data["test_images"], mnist_data["test_labels"])
+    assert (last["test_loss"], last["test_acc"]) == (loss, acc)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what the check would see if bf16 leaked
+        bf16_loss, _, _ = engine.evaluate(model, mnist_data["test_images"], mnist_data["test_labels"])
+    assert bf16_loss != loss
+
+
 def test_divergence_is_detected(recipe, mnist_data):
     with pytest.raises(Diverged, match="diverged in epoch 1 .* try a smaller lr"):
         train_once(dataclasses.replace(recipe, lr=100.0, dropout=0.0), mnist_data)
