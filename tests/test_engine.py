@@ -15,6 +15,7 @@ from stages.config import load_params
 from stages.engine import Diverged, affine, fit, pick_device, pick_speedups, step_factor
 from stages.errors import UserError
 from stages.models import build_model
+from stages.train import train_seed
 
 
 @pytest.fixture(scope="module")
@@ -157,9 +158,8 @@ def test_bf16_training_reports_the_fp32_accuracy_of_its_weights(recipe, mnist_da
     numbers are those the evaluate stage gets from the same weights in fp32."""
     r = dataclasses.replace(recipe, amp=True)
     assert pick_speedups(torch.device("cpu"), r).name == "bf16"
-    torch.manual_seed(r.seed)
-    model = build_model(r.arch, r.dropout)
-    last = fit(model, r, mnist_data, torch.device("cpu"), log=lambda _: None)[-1]
+    model, history = train_seed(r, mnist_data, torch.device("cpu"), log=lambda _: None)
+    last = history[-1]
     loss, acc, _ = engine.evaluate(model, mnist_data["test_images"], mnist_data["test_labels"])
     assert (last["test_loss"], last["test_acc"]) == (loss, acc)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # what the check would see if bf16 leaked
