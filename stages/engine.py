@@ -83,8 +83,9 @@ def cpu_has_bf16() -> bool:
 def pick_speedups(device: torch.device, recipe: Recipe) -> Speedups:
     """CUDA: channels_last and cuDNN autotuning; every device: the recipe's compile mode; `amp`
     means bf16 autocast on CUDA and on CPUs with native bf16, and is ignored elsewhere (MPS,
-    older CPUs). On this project's CPU channels_last made a training step slower (fp32 46 -> 70
-    ms, bf16 29 -> 57 ms: oneDNN's backward pass in NHWC), so CPUs keep NCHW."""
+    older CPUs). On this project's CPU channels_last made a training step slower (fp32 42 -> 66
+    ms, bf16 31 -> 57 ms): the convolutions and pooling gain, but BatchNorm's channels-last CPU
+    kernel is ~5x slower than its NCHW one on these 8-12 channel maps, so CPUs keep NCHW."""
     cuda = device.type == "cuda"
     amp_ok = cuda or (device.type == "cpu" and cpu_has_bf16())
     return Speedups(

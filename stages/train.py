@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -25,6 +26,9 @@ from stages.io import atomic_path, write_json
 from stages.models import build_model, count_params, save_checkpoint
 from stages.prepare import load_data
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def train_seed(recipe: Recipe, data: dict, device: torch.device,
                log=print) -> tuple[torch.nn.Module, list]:
@@ -33,7 +37,7 @@ def train_seed(recipe: Recipe, data: dict, device: torch.device,
     return model, fit(model, recipe, data, device, log)
 
 
-def train(variant: str) -> "pd.DataFrame":
+def train(variant: str) -> pd.DataFrame:
     import pandas as pd  # here, not at the top: bench imports train_seed and needs no pandas
 
     recipe = load_params().variant(variant).recipe
