@@ -1,16 +1,18 @@
 """bench: this project's engine against a training loop written the way the write-ups do it.
 
-    python -m stages.bench [--device auto] [--steps 150] [--epochs 15] [--amp] [--compile MODE]
-                           [--accuracy-seeds 0] [--out reports/bench.json]
+    python -m stages.bench [--device auto] [--steps 150] [--repeats 5] [--epochs 15] [--amp]
+                           [--compile MODE] [--accuracy-seeds 0] [--out reports/bench.json]
 
 Same network (seed 002 iteration 3, 7,560 params), batch 128, rotation ±7° on, SGD:
 (a) reference: torchvision datasets.MNIST + DataLoader + RandomRotation + ToTensor + Normalize,
     reading the loss and running accuracy every batch as the write-ups' progress bars do;
 (b) engine: the pipeline's own training loop (uint8 tensors on the device, randperm batches,
     batched grid_sample rotation).
-Both time the same number of training steps after a warm-up; then the engine runs the variant's
-full recipe for --epochs epochs (0 skips it). Needs data/MNIST/raw and data/mnist.pt
-(`dvc repro prepare`, or `python -m stages.download && python -m stages.prepare`).
+Both time the same number of training steps after a warm-up, in --repeats pairs of windows
+(reference, engine, reference, ...): the medians and the median of the pairs' ratios are the
+result. Then the engine runs the variant's full recipe for --epochs epochs (0 skips it). Needs
+data/MNIST/raw and data/mnist.pt (`dvc repro prepare`, or `python -m stages.download && python
+-m stages.prepare`).
 """
 from __future__ import annotations
 
@@ -93,7 +95,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_reference(steps: int, device: torch.device, arch: str, workers: int) -> float:
+@contextlib.contextmanager
+def reference_window(steps: int, device: torch.device, arch: str, workers: int):
+    """Yields a function that times `steps` steps of the reference loop (images/s); the model,
+    optimizer and batch stream live on between calls."""
     torch.manual_seed(0)
     model = reference_model(arch, 0.05, device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -110,7 +115,7 @@ def bench_reference(steps: int, device: torch.device, arch: str, workers: int) -
             seen["images"] += len(y)
             return f"Loss={loss.item()} Accuracy={100 * seen['correct'] / seen['images']:0.2f}"
 
-        return timed(steps, step, device)
+        yield lambda: timed(steps, step, device)
 
 
 def reference_fit(recipe, device: torch.device, data: dict, workers: int) -> float:
@@ -169,8 +174,10 @@ def compare_accuracy(recipe, device: torch.device, data: dict, seeds: int, worke
         for name, a in accs.items()}
 
 
-def bench_engine(steps: int, device: torch.device, recipe, data: dict) -> float:
-    """The real training loop (engine.train_epoch) over `steps` batches, after a warm-up pass."""
+def engine_window(steps: int, device: torch.device, recipe, data: dict):
+    """A function that times one pass of the real training loop (engine.train_epoch) over
+    `steps` batches (images/s), after a warm-up pass made here; the model lives on between
+    calls."""
     torch.manual_seed(0)
     r = dataclasses.replace(recipe, batch_size=BATCH, train_subset=steps * BATCH)
     speed = pick_speedups(device, r)
@@ -181,10 +188,38 @@ def bench_engine(steps: int, device: torch.device, recipe, data: dict) -> float:
     gen = torch.Generator(device=device).manual_seed(0)
     warm = Split(train.images[:WARMUP * BATCH], train.labels[:WARMUP * BATCH])
     train_epoch(model, step, warm, r, gen, speed, "warm-up")
-    sync(device)
-    t0 = time.perf_counter()
-    train_epoch(model, step, train, r, gen, speed, "engine")  # ends by reading its metrics
-    return steps * BATCH / (time.perf_counter() - t0)
+
+    def window() -> float:
+        sync(device)
+        t0 = time.perf_counter()
+        train_epoch(model, step, train, r, gen, speed, "engine")  # ends by reading its metrics
+        return steps * BATCH / (time.perf_counter() - t0)
+
+    return window
+
+
+def compare_throughput(steps: int, repeats: int, device: torch.device, recipe, data: dict,
+                       workers: int) -> dict:
+    """`repeats` pairs of timed windows, reference then engine, back to back: the machine's
+    drift (a shared VM wanders by tens of percent between minutes) moves both members of a
+    pair alike, so each pair's ratio is steadier than either throughput. Reports the medians
+    and every run."""
+    refs, engs = [], []
+    with reference_window(steps, device, recipe.arch, workers) as reference:
+        engine = engine_window(steps, device, recipe, data)
+        for i in range(1, repeats + 1):
+            refs.append(reference())
+            engs.append(engine())
+            print(f"  run {i}/{repeats}: reference {refs[-1]:8,.0f}   engine {engs[-1]:8,.0f} "
+                  f"images/s   {engs[-1] / refs[-1]:.1f}x", flush=True)
+    ratios = [e / r for e, r in zip(engs, refs)]
+    return {"repeats": repeats,
+            "reference_images_per_s": round(statistics.median(refs)),
+            "engine_images_per_s": round(statistics.median(engs)),
+            "speedup": round(statistics.median(ratios), 2),
+            "reference_images_per_s_runs": [round(v) for v in refs],
+            "engine_images_per_s_runs": [round(v) for v in engs],
+            "speedup_runs": [round(v, 2) for v in ratios]}
 
 
 def machine() -> dict:
@@ -201,6 +236,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=150, help="timed steps per loop; 0 skips")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed windows per loop, interleaved; the medians are reported")
     parser.add_argument("--epochs", type=int, default=15, help="full engine run; 0 skips it")
     parser.add_argument("--workers", type=int, default=0,
                         help="reference DataLoader workers (the write-ups use 0 on CPU, 1 on CUDA)")
@@ -215,6 +252,10 @@ def main() -> None:
                         help="comma-separated subset of reference,engine_fp32,engine_<speed-up>")
     parser.add_argument("--out", type=Path, default=Path("reports/bench.json"))
     args = parser.parse_args()
+    for name in ("steps", "repeats", "epochs", "accuracy_seeds"):
+        if getattr(args, name) < (1 if name == "repeats" else 0):
+            least = "at least 1" if name == "repeats" else "0 or more (0 skips it)"
+            raise UserError(f"--{name.replace('_', '-')} = {getattr(args, name)}: must be {least}")
 
     recipe = load_params().variant(VARIANT).recipe
     overrides = {"device": args.device, "rotation": ROTATION, "fill": 0.0}
@@ -231,13 +272,16 @@ def main() -> None:
     print(f"benchmark on {info['device_name']} ({device}), {info['cpu_count']} CPUs, "
           f"torch {torch.__version__}")
     if args.steps:
-        print(f"  throughput over {args.steps} steps of {BATCH} images, after {WARMUP} warm-up")
-        ref = bench_reference(args.steps, device, recipe.arch, args.workers)
-        print(f"  reference  DataLoader + PIL rotation   {ref:10,.0f} images/s")
-        eng = bench_engine(args.steps, device, recipe, data)
-        print(f"  engine     on-device batches          {eng:10,.0f} images/s   {eng / ref:5.1f}x")
-        info |= {"reference_images_per_s": round(ref), "engine_images_per_s": round(eng),
-                 "speedup": round(eng / ref, 2)}
+        print(f"  throughput over {args.steps} steps of {BATCH} images, after {WARMUP} warm-up, "
+              f"{args.repeats} times each, interleaved")
+        info |= compare_throughput(args.steps, args.repeats, device, recipe, data, args.workers)
+        span = lambda k: f"{min(info[k]):,}-{max(info[k]):,}"  # noqa: E731
+        print(f"  reference  DataLoader + PIL rotation   {info['reference_images_per_s']:10,} "
+              f"images/s   (runs {span('reference_images_per_s_runs')})")
+        print(f"  engine     on-device batches          {info['engine_images_per_s']:10,} "
+              f"images/s   (runs {span('engine_images_per_s_runs')})")
+        print(f"  ratio      median of the pairs        {info['speedup']:10.2f}x          "
+              f"(runs {min(info['speedup_runs']):.2f}-{max(info['speedup_runs']):.2f}x)")
     if args.epochs:
         t0 = time.perf_counter()
         _, history = train_seed(dataclasses.replace(recipe, epochs=args.epochs), data, device)

@@ -1,7 +1,8 @@
-"""bench's pieces that need no training: loop names and the choice of loops to compare."""
+"""bench's pieces that need no training: loop names, the choice of loops to compare, bad options."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
 import torch
@@ -23,3 +24,16 @@ def test_accuracy_loops_must_exist_for_the_settings():
     with pytest.raises(UserError, match=r"unknown loop 'engine_bf16'; with these settings: "
                                         r"reference, engine_fp32, engine_compiled"):
         bench.compare_accuracy(recipe, torch.device("cpu"), {}, 1, 0, only=["engine_bf16"])
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--repeats", "0", "--repeats = 0: must be at least 1"),
+    ("--steps", "-5", "--steps = -5: must be 0 or more (0 skips it)"),
+    ("--accuracy-seeds", "-1", "--accuracy-seeds = -1: must be 0 or more (0 skips it)"),
+])
+def test_bad_counts_are_one_line_errors(monkeypatch, capsys, option, value, message):
+    monkeypatch.setattr(sys, "argv", ["bench", option, value, "--out", "/nonexistent/bench.json"])
+    with pytest.raises(SystemExit) as exit_:
+        bench.main()  # fails before it loads any data or writes anything
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == f"error: {message}\n"

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -153,16 +154,22 @@ def test_checkpoint_loads_and_reproduces_its_accuracy(project):
 def test_bench_prints_both_loops_and_compares_accuracy(project, tmp_path):
     """make bench's command on the tiny recipe (1,000 training images): both throughputs, their
     ratio, a timed run, and the per-seed accuracy of every loop, in the JSON and on screen."""
-    out = project.run("python", "-m", "stages.bench", "--steps", "3", "--epochs", "1", "--amp",
-                      "--accuracy-seeds", "2", "--accuracy-first-seed", "5",
-                      "--out", str(tmp_path / "bench.json")).stdout
+    out = project.run("python", "-m", "stages.bench", "--steps", "3", "--repeats", "3",
+                      "--epochs", "1", "--amp", "--accuracy-seeds", "2", "--accuracy-first-seed",
+                      "5", "--out", str(tmp_path / "bench.json")).stdout
     bench = json.loads((tmp_path / "bench.json").read_text())
     assert {"machine", "cpu_count", "device_name", "torch"} <= set(bench)
-    ref, eng = bench["reference_images_per_s"], bench["engine_images_per_s"]
-    assert ref > 0 and eng > 0 and bench["speedup"] == pytest.approx(eng / ref, abs=0.01)
-    assert f"{ref:,} images/s" in out and f"{eng:,} images/s" in out
-    printed = re.search(r"images/s +(\d+\.\d)x", out)
-    assert printed and float(printed[1]) == pytest.approx(eng / ref, abs=0.051)
+    refs, engs = bench["reference_images_per_s_runs"], bench["engine_images_per_s_runs"]
+    assert bench["repeats"] == len(refs) == len(engs) == 3 and min(refs + engs) > 0
+    assert bench["reference_images_per_s"] == statistics.median(refs)
+    assert bench["engine_images_per_s"] == statistics.median(engs)
+    ratios = bench["speedup_runs"]  # one per pair of windows, not the ratio of the medians
+    assert ratios == pytest.approx([e / r for e, r in zip(engs, refs)], abs=0.01)
+    assert bench["speedup"] == pytest.approx(statistics.median(ratios), abs=0.006)
+    for i, (ref, eng) in enumerate(zip(refs, engs), 1):
+        assert re.search(rf"run {i}/3: reference +{ref:,} +engine +{eng:,} images/s", out)
+    assert f"{bench['engine_images_per_s']:,} images/s" in out
+    assert re.search(rf"median of the pairs +{bench['speedup']:.2f}x", out)
     assert bench["full_run_epochs"] == 1 and bench["full_run_seconds"] > 0
     assert 0 <= bench["full_run_final_test_acc"] <= 100
     loops = {"reference", "engine_fp32"} | ({"engine_bf16"} if cpu_has_bf16() else set())
