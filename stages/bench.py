@@ -252,10 +252,11 @@ def main() -> None:
                         help="comma-separated subset of reference,engine_fp32,engine_<speed-up>")
     parser.add_argument("--out", type=Path, default=Path("reports/bench.json"))
     args = parser.parse_args()
-    for name in ("steps", "repeats", "epochs", "accuracy_seeds"):
-        if getattr(args, name) < (1 if name == "repeats" else 0):
-            least = "at least 1" if name == "repeats" else "0 or more (0 skips it)"
-            raise UserError(f"--{name.replace('_', '-')} = {getattr(args, name)}: must be {least}")
+    allowed = {"repeats": (1, "at least 1")} | {
+        name: (0, "0 or more (0 skips it)") for name in ("steps", "epochs", "accuracy_seeds")}
+    for name, (least, words) in allowed.items():
+        if (value := getattr(args, name)) < least:
+            raise UserError(f"--{name.replace('_', '-')} = {value}: must be {words}")
 
     recipe = load_params().variant(VARIANT).recipe
     overrides = {"device": args.device, "rotation": ROTATION, "fill": 0.0}
@@ -275,13 +276,13 @@ def main() -> None:
         print(f"  throughput over {args.steps} steps of {BATCH} images, after {WARMUP} warm-up, "
               f"{args.repeats} times each, interleaved")
         info |= compare_throughput(args.steps, args.repeats, device, recipe, data, args.workers)
-        span = lambda k: f"{min(info[k]):,}-{max(info[k]):,}"  # noqa: E731
+        span = lambda k, f=",": f"{min(info[k]):{f}}-{max(info[k]):{f}}"  # noqa: E731
         print(f"  reference  DataLoader + PIL rotation   {info['reference_images_per_s']:10,} "
               f"images/s   (runs {span('reference_images_per_s_runs')})")
         print(f"  engine     on-device batches          {info['engine_images_per_s']:10,} "
               f"images/s   (runs {span('engine_images_per_s_runs')})")
         print(f"  ratio      median of the pairs        {info['speedup']:10.2f}x          "
-              f"(runs {min(info['speedup_runs']):.2f}-{max(info['speedup_runs']):.2f}x)")
+              f"(runs {span('speedup_runs', '.2f')}x)")
     if args.epochs:
         t0 = time.perf_counter()
         _, history = train_seed(dataclasses.replace(recipe, epochs=args.epochs), data, device)
