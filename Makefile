@@ -1,23 +1,29 @@
-# `make repro` and `make test` set up .venv from requirements.txt on first use.
+# `make repro`, `make test` and the rest set up .venv from requirements.txt on first use.
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 READY  := $(VENV)/.ready
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro test bench readme venv clean-venv
+.PHONY: repro test test-fast compare bench readme venv clean-venv
 
 repro: $(READY)  ## run the whole pipeline: dvc repro
 	dvc repro
 
-test: $(READY)  ## run the test suite
+test: $(READY)  ## the whole suite: unit tests and end-to-end runs of the real pipeline
 	python -m pytest
 
-bench: $(READY)  ## engine vs the write-ups' DataLoader loop -> reports/bench.json
-	python -m stages.bench
+test-fast: $(READY)  ## the unit tests only (under a minute)
+	python -m pytest -m "not slow"
 
-readme: $(READY)  ## copy the table of reports/summary.md into README.md
-	python -m stages.report --readme README.md
+compare: $(READY)  ## variants x experiments: workspace, HEAD and HEAD's experiments
+	python -m mnist_iter.compare $(REVS)
+
+bench: $(READY)  ## engine vs the write-ups' DataLoader loop -> benchmarks/results/bench.json
+	python -m benchmarks.bench
+
+readme: $(READY)  ## copy the tables of reports/ into README.md
+	python -m mnist_iter.readme README.md
 
 venv: $(READY)
 
@@ -25,6 +31,7 @@ $(READY): requirements.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements.txt
+	$(PYTHON) -m mnist_iter.plots_page .dvc/offline.html
 	touch $@
 
 clean-venv:

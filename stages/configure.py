@@ -1,34 +1,22 @@
-"""configure: validate params.yaml and write each variant's effective recipe to configs/<v>.json.
-
-    python -m stages.configure
+"""configure: validate params.yaml and write each variant's resolved recipe to configs/<v>.json.
 
 train@<v> depends on its own file only, so `dvc exp run -S gamma=0.3` re-trains just the
-variants whose effective recipe changed (those that use a step schedule and inherit gamma).
-"""
-from __future__ import annotations
-
+variants whose resolved recipe changed (keys that do not apply to a variant are left out)."""
 import shutil
-from pathlib import Path
 
-from stages.config import load_params
-from stages.errors import cli
-from stages.io import write_json
-
-CONFIG_DIR = Path("configs")
+from mnist_iter.cli import command
+from mnist_iter.files import CONFIG_DIR, outputs
+from mnist_iter.recipe import load_params
 
 
-def configure(out_dir: Path = CONFIG_DIR) -> list[str]:
-    params = load_params()  # everything is validated before anything is written
-    shutil.rmtree(out_dir, ignore_errors=True)
-    for name, variant in params.variants.items():
-        write_json(out_dir / f"{name}.json", variant.recipe.to_dict())
-    return list(params.variants)
-
-
-@cli
+@command
 def main() -> None:
-    names = configure()
-    print(f"{len(names)} variants: {', '.join(names)}")
+    params = load_params()  # everything is validated before anything is written
+    shutil.rmtree(CONFIG_DIR, ignore_errors=True)
+    with outputs() as out:
+        for name, variant in params.variants.items():
+            out.json(CONFIG_DIR / f"{name}.json", variant.recipe.to_dict())
+    print(f"{len(params.variants)} variants: {', '.join(params.variants)}")
 
 
 if __name__ == "__main__":

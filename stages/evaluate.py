@@ -1,87 +1,47 @@
-"""evaluate: measure one trained variant on the 10,000 test images.
+"""evaluate: measure one trained variant (its first seed's checkpoint) on the 10,000 test images.
 
     python -m stages.evaluate VARIANT
 
-Writes reports/variants/<v>/eval/: metrics.json (accuracy, loss, per-class accuracy, parameter
-count), confusion.csv (one actual,predicted row per test image, for DVC's confusion plot),
-mistakes.png (misclassified digits labelled true→predicted) and layers.md (output shape,
-parameters, receptive field and jump of every layer).
-"""
-from __future__ import annotations
-
+Writes reports/variants/<v>/eval/: metrics.json (accuracy, loss, errors, per-class accuracy,
+parameters) and layers.md; reports/confusion/<v>.csv (actual,predicted per test image, in
+test-set order: DVC's confusion plot and the paired predictions of the verdicts) and
+reports/mistakes/<v>.png."""
 import argparse
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from stages import paths  # noqa: E402
-from stages.config import load_params  # noqa: E402
-from stages.engine import evaluate  # noqa: E402
-from stages.errors import cli  # noqa: E402
-from stages.io import atomic_path, save_figure, write_json, write_text  # noqa: E402
-from stages.layers import layer_table  # noqa: E402
-from stages.models import count_params, load_model  # noqa: E402
-from stages.prepare import load_data  # noqa: E402
-
-MISTAKES_SHOWN = 48  # digits in the grid, in test-set order
-GRID_COLS = 12
+from mnist_iter import files
+from mnist_iter.cli import command
+from mnist_iter.data import load_data
+from mnist_iter.engine import evaluate
+from mnist_iter.layers import layer_table, per_class_accuracy, plot_mistakes
+from mnist_iter.models import count_params, load_model
+from mnist_iter.recipe import load_params
 
 
-def per_class_accuracy(labels: torch.Tensor, preds: torch.Tensor) -> dict[str, float]:
-    return {str(c): round((preds[labels == c] == c).double().mean().item() * 100, 2)
-            for c in range(10)}
-
-
-def plot_mistakes(images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor, path) -> None:
-    wrong = (preds != labels).nonzero().flatten()[:MISTAKES_SHOWN]
-    rows = max(1, -(-len(wrong) // GRID_COLS))
-    fig, axes = plt.subplots(rows, GRID_COLS, figsize=(GRID_COLS * 0.9, rows * 1.05), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, wrong.tolist()):
-        ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
-        ax.set_title(f"{labels[i].item()}→{preds[i].item()}", fontsize=9, color="firebrick")
-    fig.suptitle(f"{int((preds != labels).sum())} misclassified test digits "
-                 f"(first {len(wrong)}; true→predicted)", fontsize=10)
-    save_figure(fig, path, dpi=80)
-
-
-def run_evaluation(variant: str) -> dict:
-    load_params().variant(variant)  # an unknown name fails here, naming the known ones
-    model = load_model(paths.checkpoint(variant))
-    data = load_data()
-    images, labels = data["test_images"], data["test_labels"]
-    loss, acc, preds = evaluate(model, images, labels)
-    out = paths.eval_dir(variant)
-    metrics = {
-        "test_acc": round(acc, 2),
-        "test_loss": round(loss, 5),
-        "errors": int((preds != labels).sum()),
-        "params": count_params(model),
-        "per_class_acc": per_class_accuracy(labels, preds),
-    }
-    with atomic_path(out / "confusion.csv") as tmp:
-        pd.DataFrame({"actual": labels.numpy(), "predicted": preds.numpy()}).to_csv(tmp, index=False)
-    plot_mistakes(images, labels, preds, out / "mistakes.png")
-    write_text(out / "layers.md", f"# {variant}: layers\n\n"
-               "rf: receptive field in input pixels per side; jump: input pixels between "
-               "neighbouring outputs.\n\n" + layer_table(model).to_markdown(index=False) + "\n")
-    write_json(out / "metrics.json", metrics)
-    return metrics
-
-
-@cli
+@command
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variant")
-    name = parser.parse_args().variant
-    m = run_evaluation(name)
-    print(f"{name}: test acc {m['test_acc']:.2f}%  loss {m['test_loss']:.4f}  "
-          f"{m['errors']} errors  {m['params']:,} params")
+    name = load_params().variant(parser.parse_args().variant).name
+    model = load_model(files.checkpoint(name))
+    data = load_data(files.DATA_FILE)
+    images, labels = data["test_images"], data["test_labels"]
+    loss, acc, preds = evaluate(model, images, labels)
+    metrics = {"test_acc": round(acc, 2), "test_loss": round(loss, 5),
+               "errors": int((preds != labels).sum()), "params": count_params(model),
+               "per_class_acc": per_class_accuracy(labels, preds)}
+    out_dir = files.eval_dir(name)
+    with files.outputs() as out:
+        pd.DataFrame({"actual": labels.numpy(), "predicted": preds.numpy()}).to_csv(
+            out.path(files.confusion_file(name)), index=False)
+        plot_mistakes(images, labels, preds, out, files.mistakes_file(name))
+        out.text(out_dir / "layers.md", f"# {name}: layers\n\nrf: receptive field in input "
+                 "pixels per side; jump: input pixels between neighbouring outputs.\n\n"
+                 + layer_table(model).to_markdown(index=False) + "\n")
+        out.json(out_dir / "metrics.json", metrics)
+    print(f"{name}: test acc {acc:.2f}%  loss {loss:.4f}  {metrics['errors']} errors  "
+          f"{metrics['params']:,} params")
 
 
 if __name__ == "__main__":

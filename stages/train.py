@@ -1,84 +1,61 @@
-"""train: train one variant by its resolved recipe, once per seed.
+"""train: train one variant by its resolved recipe, once per seed (in parallel lanes on a CPU).
 
     python -m stages.train VARIANT
 
-A recipe with `seeds: N` trains N independent runs with seeds seed, seed+1, ..., seed+N-1.
-Writes models/<v>.pt (the first seed's weights + recipe) and reports/variants/<v>/train/:
-history.csv (the first seed's run, one row per epoch: the curve DVC plots), runs.csv (every
-seed's rows, with a `seed` column: what the report averages) and metrics.json (timing, device).
-Every file appears whole or not at all, and only after every seed has finished.
-"""
-from __future__ import annotations
-
+Writes models/<v>.pt (the first seed's weights and recipe) and reports/variants/<v>/train/:
+history.csv (the first seed's epochs), runs.csv (every seed's epochs, with a `seed` column) and
+metrics.json (device, arithmetic, threads, timing). All of them change together, at the end."""
 import argparse
-import dataclasses
 import statistics
 import time
-from typing import TYPE_CHECKING
 
+import pandas as pd
 import torch
 
-from stages import paths
-from stages.config import Recipe, load_params
-from stages.engine import device_name, fit, pick_device, pick_speedups
-from stages.errors import cli
-from stages.io import atomic_path, write_json
-from stages.models import build_model, count_params, save_checkpoint
-from stages.prepare import load_data
-
-if TYPE_CHECKING:
-    import pandas as pd
+from mnist_iter import files
+from mnist_iter.cli import command
+from mnist_iter.data import load_data
+from mnist_iter.device import device_name, pick_device, pick_speedups
+from mnist_iter.engine import seed_recipes, train_seed
+from mnist_iter.lanes import lane_count, run_seeds
+from mnist_iter.models import build_model, checkpoint_content, count_params
+from mnist_iter.recipe import load_params
 
 
-def train_seed(recipe: Recipe, data: dict, device: torch.device,
-               log=print) -> tuple[torch.nn.Module, list]:
-    torch.manual_seed(recipe.seed)  # weight init
-    model = build_model(recipe.arch, recipe.dropout, data["mean"], data["std"])
-    return model, fit(model, recipe, data, device, log)
-
-
-def train(variant: str) -> pd.DataFrame:
-    import pandas as pd  # here, not at the top: bench imports train_seed and needs no pandas
-
-    recipe = load_params().variant(variant).recipe
-    device = pick_device(recipe.device)
-    data = load_data()
-    seeds = list(range(recipe.seed, recipe.seed + recipe.seeds))
-    t0 = time.perf_counter()
-    runs, first = [], None
-    for i, seed in enumerate(seeds, 1):
-        print(f"{variant}: {recipe.arch}, {recipe.epochs} epochs on {device}, seed {seed} "
-              f"({i} of {len(seeds)})")
-        model, history = train_seed(dataclasses.replace(recipe, seed=seed), data, device)
-        if first is None:
-            first = model, history  # the checkpoint and the plotted curve
-        runs += [{"seed": seed, **row} for row in history]
-    seconds = time.perf_counter() - t0
-    model, history = first
-    runs = pd.DataFrame(runs)
-    out = paths.train_dir(variant)
-    for name, table in (("history.csv", pd.DataFrame(history)), ("runs.csv", runs)):
-        with atomic_path(out / name) as tmp:
-            table.to_csv(tmp, index=False, float_format="%.6g")
-    write_json(out / "metrics.json", {
-        "device": str(device),
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "arithmetic": pick_speedups(device, recipe).name,  # fp32, bf16 (amp where native), ...
-        "params": count_params(model),
-        "seeds": seeds,
-        "seconds": round(seconds, 2),
-        "epoch_seconds_median": round(statistics.median(runs["seconds"]), 2),
-    })
-    save_checkpoint(paths.checkpoint(variant), model.cpu(), recipe.to_dict())
-    return runs
-
-
-@cli
+@command
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variant")
-    train(parser.parse_args().variant)
+    name = parser.parse_args().variant
+    recipe = load_params().variant(name).recipe
+    device = pick_device(recipe.device)
+    out_dir, ckpt = files.train_dir(name), files.checkpoint(name)
+    files.check_writable(out_dir, ckpt.parent)
+    files.sweep_stale(out_dir), files.sweep_stale(ckpt.parent)
+    data = load_data(files.DATA_FILE)
+    recipes = seed_recipes(recipe)
+    print(f"{name}: {recipe.arch}, {recipe.epochs} epochs on {device}, seeds "
+          f"{recipes[0].seed}-{recipes[-1].seed}")
+    start = time.perf_counter()
+    results = run_seeds(recipes, files.DATA_FILE, device,
+                        lambda r, log: train_seed(r, data, device, log))
+    seconds = time.perf_counter() - start
+    runs = pd.DataFrame([{"seed": r.seed, **row} for r, (_, history) in zip(recipes, results)
+                         for row in history])
+    model = build_model(recipe.arch, recipe.dropout, data["mean"], data["std"])
+    model.load_state_dict(results[0][0])
+    with files.outputs() as out:
+        pd.DataFrame(results[0][1]).to_csv(out.path(out_dir / "history.csv"), index=False,
+                                           float_format="%.6g")
+        runs.to_csv(out.path(out_dir / "runs.csv"), index=False, float_format="%.6g")
+        out.json(out_dir / "metrics.json", {
+            "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
+            "arithmetic": pick_speedups(device, recipe).name,  # fp32, bf16 (amp where native)
+            "threads": recipe.threads, "lanes": lane_count(len(recipes), recipe.threads, device),
+            "params": count_params(model), "seeds": [r.seed for r in recipes],
+            "seconds": round(seconds, 2),
+            "epoch_seconds_median": round(statistics.median(runs["seconds"]), 2)})
+        torch.save(checkpoint_content(model, recipe.to_dict()), out.path(ckpt))
 
 
 if __name__ == "__main__":

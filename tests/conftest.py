@@ -28,9 +28,40 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_data(mnist_dir, tmp_path_factory) -> dict:
-    from stages.prepare import prepare
+    from mnist_iter.data import prepare
+    from mnist_iter.files import outputs
 
-    return prepare(mnist_dir, tmp_path_factory.mktemp("prepared") / "mnist.pt")
+    with outputs() as out:
+        return prepare(mnist_dir, out, tmp_path_factory.mktemp("prepared") / "mnist.pt")
+
+
+def small_params(variants: dict | None = None, **top) -> dict:
+    """A params.yaml mapping of the tests' own: every recipe key's top-level default, and two
+    small variants unless others are given (tests never depend on the project's variant names)."""
+    from mnist_iter.recipe import KEYS
+
+    defaults = {"seed": 1, "seeds": 1, "threads": 1, "epochs": 1, "batch_size": 64,
+                "train_subset": 512, "val_size": 0, "optimizer": "sgd", "lr": 0.04,
+                "momentum": 0.9, "weight_decay": 0.0, "label_smoothing": 0.0, "scheduler": "step",
+                "step": 2, "gamma": 0.2, "step_start": 1, "patience": 2, "factor": 0.1,
+                "plateau_on": "val", "max_lr": 0.1, "dropout": 0.05, "rotation": 7.0,
+                "scale": 0.0, "translate": 0.0, "fill": 0.0, "device": "cpu",
+                "compile": "none", "amp": False}
+    assert set(defaults) == {k.name for k in KEYS}
+    raw = {"data": {"mirrors": []}, **defaults, **top}
+    raw["variants"] = variants if variants is not None else {
+        "first": {"arch": "writeup002_it3", "writeup": "002 iteration 3"},
+        "second": {"arch": "ours_narrow", "improves_on": "first", "scheduler": "onecycle"},
+    }
+    return raw
+
+
+@pytest.fixture
+def recipe():
+    """A tiny recipe of the tests' own (512 images, 1 epoch, CPU)."""
+    from mnist_iter.recipe import parse_params
+
+    return parse_params(small_params()).variant("first").recipe
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from conftest import write_idx
-from stages.download import FILES, download, download_file, md5sum, mirror_list
-from stages.errors import DataError
-from stages.prepare import IMAGES_MAGIC, LABELS_MAGIC, load_split, prepare, read_idx
+from mnist_iter.data import FILES, download, download_file, md5sum, mirror_list
+from mnist_iter.cli import DataError
+from mnist_iter.data import IMAGES_MAGIC, LABELS_MAGIC, load_split, prepare, read_idx
+from mnist_iter.files import outputs
 
 NAME = "t10k-labels-idx1-ubyte.gz"
 
@@ -64,7 +65,8 @@ def test_failed_prepare_writes_nothing(tmp_path, mnist_dir):
     (raw / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b broken")
     out = tmp_path / "mnist.pt"
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: not a complete gzip file"):
-        prepare(raw, out)
+        with outputs() as files:
+            prepare(raw, files, out)
     assert list(tmp_path.iterdir()) == [raw]
 
 

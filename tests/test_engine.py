@@ -10,12 +10,13 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from stages import engine
-from stages.config import load_params
-from stages.engine import Diverged, affine, fit, pick_device, pick_speedups, step_factor
-from stages.errors import UserError
-from stages.models import build_model
-from stages.train import train_seed
+from mnist_iter import augment, device as device_module, engine, lanes, schedule
+from mnist_iter.augment import affine
+from mnist_iter.cli import UserError
+from mnist_iter.device import pick_device, pick_speedups
+from mnist_iter.engine import Diverged, fit, seed_recipes, train_seed
+from mnist_iter.models import build_model
+from mnist_iter.schedule import step_factor
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +25,8 @@ def digits(mnist_data):
 
 
 @pytest.fixture
-def recipe():
-    r = load_params().variant("s002_it3_7k").recipe
-    return dataclasses.replace(r, epochs=1, train_subset=512, batch_size=64, device="cpu")
+def recipe(recipe):
+    return dataclasses.replace(recipe, train_subset=512, batch_size=64)
 
 
 @pytest.mark.parametrize("angle", [7.0, -7.0, 30.0, -45.0, 90.0])
@@ -65,14 +65,14 @@ def test_zoom_and_shift_match_torchvision_affine(digits, angle, scale, dx, dy):
 def test_augment_draws_only_what_the_recipe_asks_for(digits, recipe):
     x = digits.unsqueeze(1).float() / 255
     plain = dataclasses.replace(recipe, rotation=0.0, scale=0.0, translate=0.0)
-    assert engine.augment(x, plain, torch.Generator().manual_seed(0)) is x
+    assert augment.augment(x, plain, torch.Generator().manual_seed(0)) is x
     for change in ({"rotation": 7.0}, {"scale": 0.1}, {"translate": 0.1}):
         r = dataclasses.replace(plain, **change)
-        a = engine.augment(x, r, torch.Generator().manual_seed(0))
-        b = engine.augment(x, r, torch.Generator().manual_seed(0))
+        a = augment.augment(x, r, torch.Generator().manual_seed(0))
+        b = augment.augment(x, r, torch.Generator().manual_seed(0))
         assert torch.equal(a, b) and not torch.equal(a, x), change
         # every image its own draw: the first image alone does not get the second one's move
-        assert not torch.equal(a[1], engine.augment(x[:1], r, torch.Generator().manual_seed(0))[0])
+        assert not torch.equal(a[1], augment.augment(x[:1], r, torch.Generator().manual_seed(0))[0])
 
 
 def test_each_image_gets_its_own_angle(digits):
@@ -112,14 +112,14 @@ def test_speedup_selection(recipe, monkeypatch):
     s = pick_speedups(cuda, fast)
     assert s.channels_last and s.compile_mode == "reduce-overhead" and s.amp_dtype == torch.bfloat16
     fp32 = dataclasses.replace(recipe, amp=False)
-    assert pick_speedups(cuda, fp32) == engine.Speedups(True, True, None, None)
+    assert pick_speedups(cuda, fp32) == device_module.Speedups(True, True, None, None)
     assert pick_speedups(mps, fast).amp_dtype is None
     assert not pick_speedups(cpu, fast).channels_last
     assert not pick_speedups(cpu, fast).cudnn_benchmark
     assert not pick_speedups(mps, fast).cudnn_benchmark
-    monkeypatch.setattr(engine, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: False)
     assert pick_speedups(cpu, fast).amp_dtype is None
-    monkeypatch.setattr(engine, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: True)
     assert pick_speedups(cpu, fast).amp_dtype == torch.bfloat16
 
 
@@ -127,11 +127,11 @@ def test_place_applies_memory_format_and_cudnn_autotuning(recipe):
     model = build_model(recipe.arch, recipe.dropout)
     cpu = torch.device("cpu")
     try:
-        engine.place(model, cpu, engine.Speedups(True, True, None, None))
+        device_module.place(model, cpu, device_module.Speedups(True, True, None, None))
         assert torch.backends.cudnn.benchmark
         convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1]
         assert convs[0].weight.is_contiguous(memory_format=torch.channels_last)
-        engine.place(model, cpu, engine.PLAIN)
+        device_module.place(model, cpu, device_module.PLAIN)
         assert not torch.backends.cudnn.benchmark
     finally:
         torch.backends.cudnn.benchmark = False
@@ -152,7 +152,7 @@ def test_same_seed_same_numbers(recipe, mnist_data):
     assert first[-1]["test_acc"] > 25  # 512 images, 2 epochs: well above chance (10%)
 
 
-@pytest.mark.skipif(not engine.cpu_has_bf16(), reason="this CPU has no native bf16")
+@pytest.mark.skipif(not device_module.cpu_has_bf16(), reason="this CPU has no native bf16")
 def test_bf16_training_reports_the_fp32_accuracy_of_its_weights(recipe, mnist_data):
     """amp changes how a model trains, not how its accuracy is measured: the last epoch's test
     numbers are those the evaluate stage gets from the same weights in fp32."""
@@ -178,9 +178,9 @@ def test_no_host_sync_inside_the_step_loop(recipe, mnist_data, monkeypatch):
     monkeypatch.setattr(torch.Tensor, "item", lambda t: calls.append(1) or real_item(t))
     model = build_model(recipe.arch, recipe.dropout)
     splits = engine.make_splits(mnist_data, recipe, torch.device("cpu"))
-    opt = engine.make_optimizer(model, recipe)
+    opt = schedule.make_optimizer(model, recipe)
     speed = pick_speedups(torch.device("cpu"), recipe)
-    step = engine.make_step(model, opt, None, False, torch.device("cpu"), speed)
+    step = engine.make_step(model, opt, None, torch.device("cpu"), speed)
     gen = torch.Generator().manual_seed(0)
     engine.train_epoch(model, step, splits["train"], recipe, gen, speed, "test")
     assert len(calls) == 2  # loss and accuracy, read once at the end of the epoch (8 steps)
@@ -193,11 +193,11 @@ def test_one_cycle_ignores_lr_and_momentum(recipe, optimizer):
     r = dataclasses.replace(recipe, optimizer=optimizer, scheduler="onecycle", max_lr=0.1,
                             lr=None, momentum=None)
     model = build_model(r.arch, r.dropout)
-    ours = engine.make_optimizer(model, r)
+    ours = schedule.make_optimizer(model, r)
     other = (torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.5) if optimizer == "sgd"
              else torch.optim.Adam(model.parameters(), lr=0.5, betas=(0.5, 0.999)))
     for opt in ours, other:
-        engine.make_scheduler(opt, r, steps_per_epoch=10)
+        schedule.Schedule(opt, r, steps_per_epoch=10)
     settings = [{k: v for k, v in o.param_groups[0].items() if k != "params"} for o in (ours, other)]
     assert settings[0] == settings[1]
     assert settings[0]["lr"] == pytest.approx(0.1 / 25)
@@ -208,7 +208,7 @@ def test_one_cycle_ignores_lr_and_momentum(recipe, optimizer):
 def test_schedulers_and_optimizers_run(recipe, mnist_data, scheduler, optimizer):
     r = dataclasses.replace(recipe, scheduler=scheduler, optimizer=optimizer, epochs=2,
                             train_subset=256, patience=0, factor=0.5, plateau_on="val",
-                            val_size=512, max_lr=0.05, step=1, gamma=0.5, step_start=1,
+                            val_size=512 if scheduler == "plateau" else 0, max_lr=0.05, step=1, gamma=0.5, step_start=1,
                             lr=0.01 if optimizer == "sgd" else 0.002)
     history = train_once(r, mnist_data)
     assert len(history) == 2
@@ -216,3 +216,54 @@ def test_schedulers_and_optimizers_run(recipe, mnist_data, scheduler, optimizer)
         assert history[1]["lr"] == pytest.approx(history[0]["lr"] * 0.5)
     if scheduler == "plateau":
         assert "val_loss" in history[0]
+
+
+def test_label_smoothing_changes_the_loss_only_when_asked(recipe, mnist_data):
+    plain = train_once(dataclasses.replace(recipe, label_smoothing=0.0), mnist_data)
+    smooth = train_once(dataclasses.replace(recipe, label_smoothing=0.1), mnist_data)
+    assert plain != smooth
+    assert plain == train_once(recipe, mnist_data)
+
+
+def test_validation_split_is_held_out_and_reported(recipe, mnist_data):
+    history = train_once(dataclasses.replace(recipe, val_size=1000), mnist_data)
+    assert {"val_loss", "val_acc"} <= set(history[0])
+    splits = engine.make_splits(mnist_data, dataclasses.replace(recipe, val_size=1000,
+                                                                train_subset=0), torch.device("cpu"))
+    assert len(splits["val"].labels) == 1000 and len(splits["train"].labels) == 59_000
+
+
+def test_a_seed_gives_the_same_numbers_in_a_lane_as_alone(recipe, mnist_data, tmp_path,
+                                                          monkeypatch):
+    """Two 1-thread lanes (worker processes) against each seed trained alone in this process
+    with one thread: the same histories and weights."""
+    data_file = tmp_path / "mnist.pt"
+    torch.save(mnist_data, data_file)
+    runs = seed_recipes(dataclasses.replace(recipe, seeds=2, threads=1, epochs=1))
+    monkeypatch.setenv("TRAIN_CORES", "2")
+    cpu = torch.device("cpu")
+    assert lanes.lane_count(2, 1, cpu) == 2
+    in_lanes = lanes.run_seeds(runs, data_file, cpu, train=None, log=lambda _: None)
+    monkeypatch.setenv("TRAIN_CORES", "1")
+    threads = torch.get_num_threads()
+    try:
+        alone = lanes.run_seeds(runs, data_file, cpu, log=lambda _: None,
+                                train=lambda r, log: train_seed(r, mnist_data, cpu, log))
+    finally:
+        torch.set_num_threads(threads)
+    strip = lambda history: [{k: v for k, v in row.items() if k != "seconds"} for row in history]  # noqa: E731
+    assert [strip(h) for _, h in in_lanes] == [strip(h) for _, h in alone]
+    assert strip(in_lanes[0][1]) != strip(in_lanes[1][1])  # two seeds, two runs
+    for key, tensor in alone[0][0].items():
+        assert torch.equal(tensor, in_lanes[0][0][key]), key
+    assert in_lanes[1][0] is None  # only the first seed's weights are kept
+
+
+def test_lane_count_follows_the_cores(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setenv("TRAIN_CORES", "2")
+    assert (lanes.lane_count(5, 1, cpu), lanes.lane_count(1, 1, cpu),
+            lanes.lane_count(5, 2, cpu), lanes.lane_count(5, 1, cuda)) == (2, 1, 1, 1)
+    monkeypatch.setenv("TRAIN_CORES", "none")
+    with pytest.raises(UserError, match="TRAIN_CORES = 'none'"):
+        lanes.lane_count(2, 1, cpu)

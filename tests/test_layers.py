@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from stages.layers import layer_table
-from stages.models import ARCHITECTURES, build_model, count_params
+from mnist_iter.layers import layer_table
+from mnist_iter.models import ARCHITECTURES, build_model, count_params
 
 # rf after each conv / pool layer, worked out by hand: rf += (k - 1) * jump; jump *= stride
 HAND_CHECKED = {
     # 3 'same' 3x3 convs, MP, five 3x3 valid convs, GAP over 4x4 at jump 2, 1x1
-    "seed002_it3": [3, 5, 7, 8, 12, 16, 20, 24, 28, 28 + 3 * 2, 34],
+    "writeup002_it3": [3, 5, 7, 8, 12, 16, 20, 24, 28, 28 + 3 * 2, 34],
     # 3x3 x3 valid, MP, 1x1, 3x3 x2 valid, GAP over 7x7 at jump 2, 1x1
-    "seed004": [3, 5, 7, 8, 8, 12, 16, 16 + 6 * 2, 28],
+    "writeup004": [3, 5, 7, 8, 8, 12, 16, 16 + 6 * 2, 28],
 }
 
 
@@ -22,8 +22,8 @@ def test_receptive_fields(arch, expected):
     assert spatial["rf"].tolist() == expected
 
 
-def test_seed002_it3_shapes_and_jumps():
-    table = layer_table(build_model("seed002_it3", 0.0)).set_index("name")
+def test_writeup002_it3_shapes_and_jumps():
+    table = layer_table(build_model("writeup002_it3", 0.0)).set_index("name")
     assert table.loc["4", "output"] == "8x14x14" and table.loc["4", "jump"] == 2
     assert table.loc["9.0", "output"] == "12x4x4"
     assert table.iloc[-1]["output"] == "10"  # after log_softmax: 10 log-probabilities

@@ -7,19 +7,21 @@ import pickle
 import pytest
 import torch
 
-from stages.errors import UserError
-from stages.models import ARCHITECTURES, build_model, count_params, load_model, save_checkpoint
+from mnist_iter.cli import UserError
+from conftest import small_params
+from mnist_iter.models import ARCHITECTURES, build_model, checkpoint_content, count_params, load_model
+from mnist_iter.recipe import parse_params
 
 # Parameter counts as ../shared/seeds/VARIANTS.md gives them.
 DOCUMENTED_PARAMS = {
-    "seed004": 12_514,
-    "seed000": 18_010,
-    "seed001": 9_736,
-    "seed002_it1": 8_088,
-    "seed002_it3": 7_560,
-    "seed003_skeleton": 257_354,
-    "seed003_bn": 19_942,
-    "seed003_gap": 7_216,
+    "writeup004": 12_514,
+    "writeup000": 18_010,
+    "writeup001": 9_736,
+    "writeup002_it1": 8_088,
+    "writeup002_it3": 7_560,
+    "writeup003_skeleton": 257_354,
+    "writeup003_bn": 19_942,
+    "writeup003_gap": 7_216,
 }
 
 
@@ -52,8 +54,9 @@ def test_documented_parameter_count(arch, params):
 
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
-    model = build_model("seed002_it3", 0.05, mean=0.2, std=0.4).eval()
-    save_checkpoint(tmp_path / "m.pt", model, {"arch": "seed002_it3", "dropout": 0.05})
+    model = build_model("writeup002_it3", 0.05, mean=0.2, std=0.4).eval()
+    recipe = parse_params(small_params()).variant("first").recipe
+    torch.save(checkpoint_content(model, recipe.to_dict()), tmp_path / "m.pt")
     loaded = load_model(tmp_path / "m.pt")
     assert not loaded.training
     x = torch.rand(4, 1, 28, 28)
@@ -72,7 +75,7 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     evil.marker = marker
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
-        pickle.dump({"format": 1, "recipe": {"arch": "seed004"}, "state_dict": evil}, f)
+        pickle.dump({"format": 1, "recipe": {"arch": "writeup004"}, "state_dict": evil}, f)
     with pytest.raises(UserError, match="not a checkpoint this project can load safely"):
         load_model(path)
     assert not marker.exists()
@@ -80,7 +83,8 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
 
 @pytest.mark.parametrize("content", [
     {"weights": torch.zeros(3)},
-    {"format": 1, "recipe": {"arch": "seed004"}, "state_dict": {"0.mean": torch.zeros(())}},
+    {"format": 1, "recipe": {"arch": "writeup004"}, "state_dict": {"0.mean": torch.zeros(())}},
+    {"format": 2, "recipe": {"arch": "writeup004"}, "state_dict": {}},  # recipe lacks keys
 ])
 def test_foreign_checkpoint_is_refused(tmp_path, content):
     torch.save(content, tmp_path / "other.pt")
@@ -91,3 +95,46 @@ def test_foreign_checkpoint_is_refused(tmp_path, content):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(UserError, match="no such checkpoint"):
         load_model(tmp_path / "absent.pt")
+
+
+def recipe_dict(**changes) -> dict:
+    return parse_params(small_params()).variant("first").recipe.to_dict() | changes
+
+
+@pytest.mark.parametrize("recipe, needle", [
+    (recipe_dict(epochs="many"), "its recipe is not valid (recipe.epochs = 'many'"),
+    (recipe_dict(dropout=2.0), "its recipe is not valid (recipe.dropout = 2.0"),
+    ({k: v for k, v in recipe_dict().items() if k != "batch_size"}, "recipe.batch_size: missing"),
+])
+def test_checkpoint_with_a_bad_recipe_is_one_line(tmp_path, recipe, needle):
+    model = build_model("writeup002_it3", 0.05)
+    torch.save(checkpoint_content(model, recipe), tmp_path / "m.pt")
+    with pytest.raises(UserError) as err:
+        load_model(tmp_path / "m.pt")
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_weights_of_another_architecture_are_one_line(tmp_path):
+    other = build_model("ours_wide", 0.0)
+    torch.save(checkpoint_content(other, recipe_dict()), tmp_path / "m.pt")
+    with pytest.raises(UserError, match=r"weights do not fit architecture 'writeup002_it3' "
+                                        r"\(\d+ missing, \d+ unexpected, \d+ of the wrong shape\)"):
+        load_model(tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "random", "empty", "folder"])
+def test_damaged_checkpoint_is_one_line(tmp_path, damage):
+    path = tmp_path / "m.pt"
+    torch.save(checkpoint_content(build_model("writeup002_it3", 0.05), recipe_dict()), path)
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:5000])
+    elif damage == "random":
+        path.write_bytes(os.urandom(4000))
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+        path.mkdir()
+    with pytest.raises(UserError) as err:
+        load_model(path)
+    assert str(err.value).startswith(str(path)) and "dvc repro" in str(err.value)

@@ -19,8 +19,8 @@ import torch
 import yaml
 
 from conftest import ROOT, start_server, stop_server
-from stages.engine import cpu_has_bf16
-from stages.models import load_model
+from mnist_iter.device import cpu_has_bf16
+from mnist_iter.models import load_model
 
 pytestmark = pytest.mark.slow
 VARIANTS = list(yaml.safe_load((ROOT / "params.yaml").read_text())["variants"])
@@ -28,13 +28,15 @@ BIN = Path(sys.executable).parent
 
 
 def tiny_params(raw: dict) -> dict:
-    raw["epochs"], raw["train_subset"] = 1, 1000
+    raw["epochs"], raw["train_subset"], raw["seeds"] = 1, 1000, 1
     for entry in raw["variants"].values():
         entry.pop("train_subset", None)
+        entry.pop("seeds", None)
         if "epochs" in entry:
             entry["epochs"] = 2
         if entry.get("scheduler", raw["scheduler"]) == "step":
             entry.update(step=1, step_start=1)  # so that gamma matters within 2 epochs
+    raw["variants"]["ours_7k8"]["seeds"] = 2  # one variant with several seeds
     return raw
 
 
@@ -78,6 +80,7 @@ def project(tmp_path_factory, mnist_dir):
     p = Project(path, env)
     p.downloads = downloads
     p.set_params(tiny_params)
+    p.run(sys.executable, "-m", "mnist_iter.plots_page", ".dvc/offline.html")
     p.run("git", "init", "-q")
     p.run("git", "add", "-A")
     p.run("git", "commit", "-qm", "tiny")
@@ -97,40 +100,60 @@ def test_repro_writes_every_output(project):
         ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
          "train-labels-idx1-ubyte.gz"])
     for png in ["reports/accuracy.png", "reports/params_vs_accuracy.png"] + [
-            f"reports/variants/{v}/eval/mistakes.png" for v in VARIANTS]:
+            f"reports/mistakes/{v}.png" for v in VARIANTS]:
         assert (project.path / png).read_bytes()[:4] == b"\x89PNG", png
 
 
 def test_metrics_and_summary(project):
-    metrics = project.read_json("reports/metrics.json")
-    assert list(metrics) == VARIANTS
+    headline = project.read_json("reports/headline.json")
+    assert list(headline) == VARIANTS
     summary = (project.path / "reports/summary.md").read_text()
-    for name, m in metrics.items():
-        assert {"test_acc", "test_acc_last3", "best_test_acc", "best_epoch", "test_loss",
-                "params", "epochs"} <= set(m)
-        assert 0 < m["test_acc"] <= 100 and m["best_test_acc"] >= m["test_acc"]
+    for name in VARIANTS:
+        m = project.read_json(f"reports/metrics/{name}.json")
+        assert {"test_acc", "last3", "worst3", "held3", "params", "seeds"} <= set(m)
+        assert 0 < m["test_acc"] <= 100 and headline[name] == round(m["last3"], 2)
         assert name in summary and f"{m['params']:,}" in summary
         history = pd.read_csv(project.path / f"reports/variants/{name}/train/history.csv")
-        assert list(history["epoch"]) == list(range(1, m["epochs"] + 1))
+        epochs = len(history)
+        assert list(history["epoch"]) == list(range(1, epochs + 1))
         assert {"lr", "train_loss", "train_acc", "test_loss", "test_acc"} <= set(history)
         evaluation = project.read_json(f"reports/variants/{name}/eval/metrics.json")
         assert evaluation["test_acc"] == pytest.approx(history["test_acc"].iloc[-1], abs=0.006)
         assert len(evaluation["per_class_acc"]) == 10
-        confusion = pd.read_csv(project.path / f"reports/variants/{name}/eval/confusion.csv")
+        confusion = pd.read_csv(project.path / f"reports/confusion/{name}.csv")
         assert len(confusion) == 10_000 and list(confusion) == ["actual", "predicted"]
+    verdicts = project.read_json("reports/verdicts.json")
+    assert "w2_it2->w2_it3" in verdicts and "verdict" in verdicts["w2_it2->w2_it3"]
+    curves = pd.read_csv(project.path / "reports/curves.csv")
+    assert set(curves["variant"]) == set(VARIANTS)
+
+
+def test_dvc_tables_fit_a_terminal(project):
+    env = {**project.env, "COLUMNS": "120"}
+    shown = subprocess.run(["dvc", "metrics", "show", "reports/metrics"], cwd=project.path,
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert max(map(len, shown.splitlines())) <= 120, shown
+    assert len(shown.splitlines()) == 1 + len(VARIANTS)
+    env["COLUMNS"] = "160"
+    exp = subprocess.run(["dvc", "exp", "show", "--no-pager", "--only-changed", "--keep",
+                          "reports/headline.json:", "--drop", "Created"], cwd=project.path,
+                         env=env, capture_output=True, text=True, check=True).stdout
+    assert max(map(len, exp.splitlines())) <= 160, exp
+    for name in VARIANTS:
+        assert name in exp
 
 
 def test_several_seeds(project):
     multi = {n: r["seeds"] for n in VARIANTS
              if (r := project.read_json(f"configs/{n}.json"))["seeds"] > 1}
     assert multi, "no variant runs several seeds"
-    metrics = project.read_json("reports/metrics.json")
+    metrics = {n: project.read_json(f"reports/metrics/{n}.json") for n in VARIANTS}
     for name in VARIANTS:
         recipe = project.read_json(f"configs/{name}.json")
         runs = pd.read_csv(project.path / f"reports/variants/{name}/train/runs.csv")
         seeds = list(range(recipe["seed"], recipe["seed"] + recipe["seeds"]))
         assert sorted(set(runs["seed"])) == seeds and metrics[name]["seeds"] == len(seeds)
-        assert ("test_acc_std" in metrics[name]) == (len(seeds) > 1)
+        assert ("test_acc_sd" in metrics[name]) == (len(seeds) > 1)
         history = pd.read_csv(project.path / f"reports/variants/{name}/train/history.csv")
         first = runs[runs["seed"] == seeds[0]].drop(columns="seed").reset_index(drop=True)
         pd.testing.assert_frame_equal(history, first)  # the plotted curve is the first seed's
@@ -154,7 +177,7 @@ def test_checkpoint_loads_and_reproduces_its_accuracy(project):
 def test_bench_prints_both_loops_and_compares_accuracy(project, tmp_path):
     """make bench's command on the tiny recipe (1,000 training images): both throughputs, their
     ratio, a timed run, and the per-seed accuracy of every loop, in the JSON and on screen."""
-    out = project.run("python", "-m", "stages.bench", "--steps", "3", "--repeats", "3",
+    out = project.run("python", "-m", "benchmarks.bench", "--steps", "3", "--repeats", "3",
                       "--epochs", "1", "--amp", "--accuracy-seeds", "2", "--accuracy-first-seed",
                       "5", "--out", str(tmp_path / "bench.json")).stdout
     bench = json.loads((tmp_path / "bench.json").read_text())
@@ -186,10 +209,10 @@ def test_second_repro_runs_nothing(project):
 
 
 def test_same_params_same_metrics(project):
-    before = project.read_json("reports/metrics.json")
+    before = project.read_json(f"reports/metrics/{VARIANTS[0]}.json")
     for stage in (f"train@{VARIANTS[0]}", f"evaluate@{VARIANTS[0]}", "report"):
         project.run("dvc", "repro", "--force", "--single-item", stage)
-    assert project.read_json("reports/metrics.json") == before
+    assert project.read_json(f"reports/metrics/{VARIANTS[0]}.json") == before
 
 
 def test_experiment_retrains_only_variants_that_use_gamma(project):
@@ -206,29 +229,33 @@ def test_experiment_retrains_only_variants_that_use_gamma(project):
     for name in VARIANTS:
         assert (f"Running stage 'train@{name}'" in out) == (name in changed), name
 
-    diff = project.run("dvc", "metrics", "diff", "--json").stdout
-    changed_keys = json.loads(diff)["reports/metrics.json"]
-    assert any(key.endswith(".test_acc") for key in changed_keys)
-    assert all(key.split(".")[0] in changed for key in changed_keys)
+    diff = json.loads(project.run("dvc", "metrics", "diff", "--json").stdout)
+    changed_files = {path for path in diff if path.startswith("reports/metrics/")}
+    assert changed_files == {f"reports/metrics/{v}.json" for v in changed}
+    assert all("test_acc" in diff[path] for path in changed_files)
+    compare = project.run("python", "-m", "mnist_iter.compare").stdout
+    assert "gamma=0.5" in compare and max(map(len, compare.splitlines())) <= 120, compare
+    bad = project.run("python", "-m", "mnist_iter.compare", "no-such-rev", check=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: unknown revision or experiment")
     shown = json.loads(project.run("dvc", "exp", "show", "--json").stdout)
     assert json.dumps(shown).count('"gamma": 0.5') >= 1
 
     project.run("dvc", "plots", "diff", "-o", "plots_html")
     html = (project.path / "plots_html/index.html").read_text()
-    assert "test_accuracy" in html or "Test accuracy" in html
+    assert "Test accuracy" in html and "cdn.jsdelivr" not in html and "vegaEmbed" in html
 
 
 def test_diverging_recipe_fails_clearly_and_writes_nothing(project):
-    ckpt = project.path / "models/s004_baseline.pt"
-    history = project.path / "reports/variants/s004_baseline/train/history.csv"
+    ckpt = project.path / "models/w4_base.pt"
+    history = project.path / "reports/variants/w4_base/train/history.csv"
     before = ckpt.read_bytes(), history.read_bytes()
 
     def explode(raw):
-        raw["variants"]["s004_baseline"]["lr"] = 100.0
+        raw["variants"]["w4_base"]["lr"] = 100.0
         return raw
 
     project.set_params(explode)
-    result = project.run(sys.executable, "-m", "stages.train", "s004_baseline", check=False)
+    result = project.run(sys.executable, "-m", "stages.train", "w4_base", check=False)
     project.run("git", "checkout", "params.yaml")
     assert result.returncode == 1
     message = result.stderr.strip().splitlines()[-1]
@@ -257,16 +284,16 @@ def default_sigint() -> None:
 
 
 def slow_s004(raw: dict) -> dict:
-    raw["variants"]["s004_baseline"].update(epochs=3, train_subset=12_000)
+    raw["variants"]["w4_base"].update(epochs=3, train_subset=12_000)
     return raw
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_training_keeps_the_good_checkpoint(project, sig):
-    ckpt = project.path / "models/s004_baseline.pt"
+    ckpt = project.path / "models/w4_base.pt"
     good = ckpt.read_bytes()
     project.set_params(slow_s004)
-    proc = subprocess.Popen([sys.executable, "-m", "stages.train", "s004_baseline"],
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train", "w4_base"],
                             cwd=project.path, env=project.env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     wait_for_line(proc, "epoch 1/3", timeout=120)
@@ -275,7 +302,7 @@ def test_interrupted_training_keeps_the_good_checkpoint(project, sig):
     proc.wait(timeout=10)
     assert time.monotonic() - t0 < 5
     assert proc.returncode == 130
-    assert "interrupted: no output was written" in proc.stderr.read()
+    assert "interrupted: nothing was changed" in proc.stderr.read()
     assert ckpt.read_bytes() == good
     assert not [p for p in ckpt.parent.iterdir() if ".tmp" in p.name]  # no temp files left
     project.run("git", "checkout", "params.yaml")
@@ -290,11 +317,11 @@ def test_interrupted_repro_reruns_cleanly(project):
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
     proc.wait(timeout=30)
     assert proc.returncode != 0
-    assert not (project.path / "reports/variants/s004_baseline/train/history.csv").exists() or \
-        "s004_baseline" in project.run("dvc", "status").stdout
+    assert not (project.path / "reports/variants/w4_base/train/history.csv").exists() or \
+        "w4_base" in project.run("dvc", "status").stdout
     again = project.run("dvc", "repro").stdout
-    assert "Running stage 'train@s004_baseline'" in again
-    assert len(pd.read_csv(project.path / "reports/variants/s004_baseline/train/history.csv")) == 3
+    assert "Running stage 'train@w4_base'" in again
+    assert len(pd.read_csv(project.path / "reports/variants/w4_base/train/history.csv")) == 3
     project.run("git", "checkout", "params.yaml")
 
 
@@ -319,4 +346,4 @@ def test_parallel_sweep_downloads_nothing_again(project):
     text = json.dumps(shown)
     for gamma in ("0.1", "0.3"):
         assert f'"gamma": {gamma}' in text
-    assert text.count('"test_acc_last3"') >= 3 * len(VARIANTS)
+    assert text.count('"last3"') >= 3 * len(VARIANTS)

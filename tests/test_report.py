@@ -1,15 +1,19 @@
-"""The report's arithmetic over seeds and its one-line recipe descriptions."""
+"""The report's arithmetic over seeds, the verdicts' statistics, the recipe descriptions and
+the README copy."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
-from stages.config import load_params
-from stages.errors import UserError
-from stages.report import describe, meets_target, summarize, summary_table, update_readme
-from conftest import ROOT
+from conftest import small_params
+from mnist_iter import report, stats
+from mnist_iter.cli import UserError
+from mnist_iter.readme import update_readme
+from mnist_iter.recipe import params_table, parse_params
 
 
 def runs_from(curves: dict[int, list[float]]) -> pd.DataFrame:
@@ -19,70 +23,94 @@ def runs_from(curves: dict[int, list[float]]) -> pd.DataFrame:
 
 
 def test_one_seed_has_no_spread():
-    m = summarize(runs_from({1: [98.0, 99.5, 99.3, 99.4, 99.45]}), {"params": 7000})
-    assert m == {"seeds": 1, "test_acc": 99.45, "test_acc_last3": 99.383,
-                 "test_acc_min_last3": 99.3, "best_test_acc": 99.5, "best_epoch": 2,
-                 "test_loss": 0.03, "params": 7000, "epochs": 5}
-    assert not meets_target(m)  # 99.3 in epoch 3 of the last three
+    s = stats.summarize(runs_from({1: [98.0, 99.5, 99.3, 99.4, 99.45]}), 7000)
+    assert (s["seeds"], s["test_acc"], s["test_acc_sd"], s["test_acc_ci"]) == (1, 99.45, None, None)
+    assert s["last3"] == pytest.approx(99.383, abs=1e-3) and s["worst3"] == 99.3
+    assert (s["held3"], s["of3"]) == (2, 3) and (s["best_test_acc"], s["best_epoch"]) == (99.5, 2)
+    assert not stats.meets_target(s)  # 99.3 in epoch 3 of the last three
 
 
-def test_several_seeds_mean_std_and_worst_epoch():
-    m = summarize(runs_from({1: [99.0, 99.4, 99.5, 99.6],
-                             2: [99.2, 99.5, 99.4, 99.4],
-                             3: [99.1, 99.6, 99.6, 99.5]}), {"params": 6000})
-    assert m["seeds"] == 3
-    assert m["test_acc"] == 99.5 and m["test_acc_std"] == 0.1
-    # per-seed last-3 means 99.5, 99.433.., 99.566..: mean 99.5, sample std 0.0667
-    assert m["test_acc_last3"] == 99.5 and m["test_acc_last3_std"] == pytest.approx(0.067)
-    assert m["test_acc_min_last3"] == 99.4
-    # the best epoch is that of the mean curve (99.5 in epochs 2, 3 and 4: the first)
-    assert (m["best_test_acc"], m["best_epoch"]) == (99.5, 2)
-    assert m["test_loss"] == pytest.approx(0.04)
-    assert meets_target(m)
-    assert not meets_target(m | {"params": 8000}) and not meets_target(m | {"epochs": 16})
+def test_several_seeds_mean_sd_ci_and_count():
+    s = stats.summarize(runs_from({1: [99.0, 99.4, 99.5, 99.6],
+                                   2: [99.2, 99.5, 99.4, 99.4],
+                                   3: [99.1, 99.6, 99.6, 99.5]}), 6000)
+    assert s["seeds"] == 3 and s["test_acc"] == pytest.approx(99.5)
+    assert s["test_acc_sd"] == pytest.approx(0.1)
+    # per-seed last-3 means 99.5, 99.433.., 99.566..: mean 99.5, sd 0.0667, t(2) interval
+    assert s["last3"] == pytest.approx(99.5) and s["last3_sd"] == pytest.approx(0.0667, abs=1e-4)
+    assert s["last3_ci"] == pytest.approx(scipy_stats.t.ppf(0.975, 2) * 0.0667 / math.sqrt(3),
+                                          abs=1e-3)
+    assert (s["worst3"], s["held3"], s["of3"]) == (99.4, 9, 9)
+    assert stats.meets_target(s)
+    assert not stats.meets_target(s | {"params": 8000}) and not stats.meets_target(s | {"epochs": 16})
 
 
-def test_table_shows_spread_recipe_and_gap_to_write_up():
-    params = load_params(ROOT / "params.yaml")
-    name = "s003_3_rotation"
-    m = summarize(runs_from({1: [99.0, 99.4, 99.5], 2: [99.2, 99.5, 99.4]}), {"params": 7216})
-    row = summary_table(params.variants, {name: m}).iloc[0]
-    assert row["final %"] == "99.45 ± 0.07"
-    assert row["seeds"] == 2
-    assert row["best − reported"] == f"{99.45 - 99.45:+.2f}"
-    assert "plateau on test loss" in row["recipe"] and "fill 1" in row["recipe"]
+def test_welch_verdicts():
+    assert stats.welch([99.5, 99.6, 99.55], [99.2, 99.25, 99.3])["verdict"] == "better"
+    assert stats.welch([99.2, 99.25, 99.3], [99.5, 99.6, 99.55])["verdict"] == "worse"
+    tie = stats.welch([99.4, 99.5, 99.45], [99.45, 99.4, 99.5])
+    assert tie["verdict"] == "can't tell" and tie["ci_low"] < 0 < tie["ci_high"]
+    assert stats.welch([99.4], [99.3])["verdict"] == "can't tell (one seed)"
+    after, before = [99.5, 99.6, 99.55, 99.58], [99.2, 99.25, 99.3]
+    expected = scipy_stats.ttest_ind(after, before, equal_var=False).confidence_interval()
+    got = stats.welch(after, before)
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((expected.low, expected.high))
+
+
+def test_mcnemar_counts_the_discordant_images():
+    after = pd.Series([True] * 10 + [False] * 2 + [True] * 5)
+    before = pd.Series([False] * 10 + [True] * 2 + [True] * 5)
+    result = stats.mcnemar(after, before)
+    assert (result["gained"], result["lost"]) == (10, 2)
+    assert result["p"] == pytest.approx(scipy_stats.binomtest(2, 12, 0.5).pvalue)
+
+
+def test_dvc_metrics_are_few_and_short():
+    s = stats.summarize(runs_from({1: [99.0, 99.4, 99.5], 2: [99.2, 99.5, 99.4]}), 7216)
+    m = report.dvc_metrics(s)
+    assert set(m) == {"test_acc", "test_acc_sd", "last3", "last3_sd", "worst3", "held3",
+                      "params", "seeds"}
 
 
 def test_recipe_descriptions_name_the_quirks():
-    v = load_params(ROOT / "params.yaml").variants
-    assert describe(v["s000_const_lr"].recipe) == "SGD 0.01, constant lr, batch 64, dropout 0.15"
-    assert describe(v["s002_it2_8k"].recipe) == (
-        "SGD 0.04, step ×0.09 every 2 ep from ep 8, batch 128, dropout 0.05, rotation ±7°")
-    assert describe(v["s002_it1_8k"].recipe).startswith("SGD 0.19, step ×0.5 every 7 ep, ")
-    ours = dataclasses.replace(v["s002_it3_7k"].recipe, scale=0.1, translate=0.05, fill=1.0)
-    assert describe(ours).endswith(", rotation ±7° + zoom ±10% + shift ±5% fill 1")
-    cycle = dataclasses.replace(v["s002_it3_7k"].recipe, scheduler="onecycle", max_lr=0.1,
-                                lr=None, momentum=None, step=None, gamma=None, step_start=None)
-    assert describe(cycle).startswith("SGD, one-cycle to 0.1, batch 128, ")  # no unused lr
+    recipe = parse_params(small_params()).variant("first").recipe
+    plain = dataclasses.replace(recipe, scheduler="none", rotation=0.0, fill=None, step=None,
+                                gamma=None, step_start=None, dropout=0.15, batch_size=64, lr=0.01)
+    assert report.describe(plain) == "SGD 0.01, constant lr, batch 64, dropout 0.15"
+    late = dataclasses.replace(recipe, gamma=0.09, step_start=8)
+    assert report.describe(late) == ("SGD 0.04, step ×0.09 every 2 ep from ep 8, batch 64, "
+                                     "dropout 0.05, rotation ±7°")
+    moved = dataclasses.replace(recipe, scale=0.1, translate=0.05, fill=1.0, label_smoothing=0.1)
+    assert report.describe(moved).endswith(", label smoothing 0.1, dropout 0.05, "
+                                           "rotation ±7° + zoom ±10% + shift ±5% fill 1")
+    cycle = parse_params(small_params()).variant("second").recipe
+    assert report.describe(cycle).startswith("SGD, one-cycle to 0.1, batch 64, ")  # no unused lr
 
 
-def test_update_readme_replaces_only_the_table(tmp_path):
-    summary = tmp_path / "summary.md"
-    summary.write_text("# Summary\n\nSome words.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+def readme_with_markers(path):
+    path.write_text("intro\n" + "".join(f"<!-- {n}:start -->\n| old |\n<!-- {n}:end -->\nmid\n"
+                                        for n in ("summary", "verdicts", "params")))
+
+
+def test_update_readme_replaces_only_the_tables(tmp_path):
+    for name in ("summary", "verdicts"):
+        (tmp_path / f"{name}.md").write_text(f"# {name}\n\nwords\n\n| {name} |\n|---|\n| 1 |\n")
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- summary:start -->\n| old |\n<!-- summary:end -->\nafter\n")
-    update_readme(readme, summary)
-    assert readme.read_text() == ("intro\n<!-- summary:start -->\n| a | b |\n|---|---|\n"
-                                  "| 1 | 2 |\n<!-- summary:end -->\nafter\n")
+    readme_with_markers(readme)
+    update_readme(readme, tmp_path)
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- summary:start -->\n| summary |\n|---|\n| 1 |\n"
+                           "<!-- summary:end -->\nmid\n")
+    assert "| verdicts |" in text and params_table() in text and "| old |" not in text
 
 
 @pytest.mark.parametrize("text", ["no markers\n", "<!-- summary:end -->\n<!-- summary:start -->\n",
                                   "<!-- summary:start -->\n" * 2 + "<!-- summary:end -->\n"])
 def test_update_readme_refuses_bad_markers_and_leaves_the_file(tmp_path, text):
-    summary = tmp_path / "summary.md"
-    summary.write_text("| a |\n|---|\n")
+    for name in ("summary", "verdicts"):
+        (tmp_path / f"{name}.md").write_text("| a |\n|---|\n")
     readme = tmp_path / "README.md"
     readme.write_text(text)
     with pytest.raises(UserError, match="summary:"):
-        update_readme(readme, summary)
+        update_readme(readme, tmp_path)
     assert readme.read_text() == text

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from stages.runtime import keep_freed_memory
+from mnist_iter.cli import keep_freed_memory
 
 MIB = 1 << 20
 

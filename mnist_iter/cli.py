@@ -1,0 +1,87 @@
+"""User-facing errors and the wrapper every command runs in: one clear line and an exit code,
+never a traceback; SIGINT/SIGTERM stop cleanly; process settings that change speed only."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import functools
+import os
+import signal
+import sys
+from typing import Callable
+
+
+class UserError(Exception):
+    """A problem the user can fix; the message says what is wrong and what to do."""
+
+    exit_code = 1
+
+
+class ParamsError(UserError):
+    exit_code = 2
+
+
+class DataError(UserError):
+    pass
+
+
+def os_error_line(e: OSError, doing: str) -> str:
+    """'no space left on device writing models/x.pt' and the like, with advice that fits."""
+    what = e.strerror or type(e).__name__
+    advice = {errno.ENOSPC: "free some space and run it again",
+              errno.EDQUOT: "free some space and run it again",
+              errno.EACCES: "make the folder writable and run it again",
+              errno.EPERM: "make the folder writable and run it again",
+              errno.EROFS: "the file system is read-only; run it where it can write"}
+    return f"{what.lower()} {doing}; {advice.get(e.errno, 'fix that and run it again')}"
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+KEEP_FREED = 1 << 30  # bytes
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc's malloc to keep freed memory (up to 1 GiB) instead of returning it to the
+    kernel: a training step frees and re-allocates the same multi-MB buffers every batch, and
+    faulting their pages in again is a measurable share of a CPU step (docs/benchmark.md).
+    Changes speed only. False where malloc is not glibc's."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, KEEP_FREED)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_FREED))
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def interrupted_message() -> str:
+    if os.environ.get("DVC_STAGE"):  # under dvc repro: DVC removed the old outputs before
+        return (f"interrupted: stage {os.environ['DVC_STAGE']} wrote nothing, and DVC had removed "
+                "its previous outputs before it started; `dvc repro` runs it again (committed "
+                "reports also come back with `git checkout -- reports`)")
+    return "interrupted: nothing was changed; the previous outputs are as they were"
+
+
+def command(main: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a command's main: UserError -> 'error: ...' on stderr and its exit code; SIGINT and
+    SIGTERM stop it (outputs are written all at once at the end, so nothing partial is left)."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        keep_freed_memory()
+        try:
+            return main(*args, **kwargs)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            print(interrupted_message(), file=sys.stderr)
+            sys.exit(130)
+
+    return wrapper

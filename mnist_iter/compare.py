@@ -1,0 +1,153 @@
+"""Compare experiments: variants as rows, experiments as columns, the headline (last-3 mean,
+± sd over seeds) and each column's difference from the baseline, marked `~` where it is within
+the noise. Reads DVC's Python API only (exp_show, metrics_show, params_show).
+
+    python -m mnist_iter.compare                      # workspace, HEAD, HEAD's experiments
+    python -m mnist_iter.compare HEAD~1 HEAD my-exp   # named revisions or experiments
+    python -m mnist_iter.compare --baseline HEAD --md # Markdown for pasting
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from dataclasses import dataclass
+
+from mnist_iter.cli import UserError, command
+from mnist_iter.stats import sampling_sd
+
+METRIC = re.compile(r"^reports/metrics/(?P<variant>[^/]+)\.json:(?P<key>\w+)$")
+NOISE_SDS = 2  # a difference within 2 standard errors of the seeds (or the test set) is noise
+
+
+@dataclass
+class Column:
+    name: str
+    metrics: dict[str, dict]  # variant -> {last3, last3_sd, seeds, ...}
+    params: dict[str, object]  # flattened params.yaml
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _from_row(name: str, row: dict) -> Column:
+    metrics: dict[str, dict] = {}
+    params = {}
+    for key, value in row.items():
+        if (match := METRIC.match(key)) and value is not None:
+            metrics.setdefault(match["variant"], {})[match["key"]] = value
+        elif key.startswith("params.yaml:"):
+            params[key.split(":", 1)[1]] = value
+    return Column(name, metrics, params)
+
+
+def head_columns() -> list[Column]:
+    """workspace, HEAD and every experiment of HEAD, as `dvc exp show` lists them."""
+    import dvc.api
+
+    columns = []
+    for row in dvc.api.exp_show():
+        if row.get("typ") == "branch_base" or row.get("State") in ("Queued", "Running", "Failed"):
+            continue
+        name = row.get("Experiment") or row.get("rev")
+        columns.append(_from_row(name, row))
+    return columns
+
+
+def rev_column(rev: str) -> Column:
+    import dvc.api
+    from dvc.exceptions import DvcException
+    from scmrepo.exceptions import SCMError
+
+    try:
+        metrics = dvc.api.metrics_show(rev=rev)
+        params = dvc.api.params_show(rev=rev)
+    except (DvcException, SCMError, KeyError, ValueError):
+        raise UserError(f"unknown revision or experiment {rev!r}; `dvc exp show` lists "
+                        "the experiments, `git log` the commits") from None
+    row = {key: value for key, value in metrics.items()}
+    row |= {f"params.yaml:{key}": value for key, value in _flatten(params).items()}
+    if not any(METRIC.match(key) for key in row):
+        raise UserError(f"{rev}: has no reports/metrics/<variant>.json (older than this layout)")
+    return _from_row(rev, row)
+
+
+def noise(base: dict, other: dict) -> float:
+    """NOISE_SDS standard errors of a difference of two headline numbers: from the seed spread
+    when both have several seeds, else from the sampling error on 10,000 test images."""
+    if base.get("last3_sd") is not None and other.get("last3_sd") is not None:
+        se = math.hypot(base["last3_sd"] / math.sqrt(base["seeds"]),
+                        other["last3_sd"] / math.sqrt(other["seeds"]))
+    else:
+        se = math.hypot(sampling_sd(base["last3"]), sampling_sd(other["last3"]))
+    return NOISE_SDS * se
+
+
+def changed_params(base: Column, column: Column) -> list[str]:
+    keys = sorted(set(base.params) | set(column.params))
+    return [f"{key}={column.params.get(key)}" for key in keys
+            if base.params.get(key) != column.params.get(key)]
+
+
+def cell(value: dict | None, base: dict | None, is_base: bool) -> str:
+    if not value:
+        return "-"
+    sd = value.get("last3_sd")
+    text = f"{value['last3']:.2f}" + (f"±{sd:.2f}" if sd is not None else "")
+    if is_base or not base:
+        return text
+    diff = value["last3"] - base["last3"]
+    return f"{text} {diff:+.2f}{'~' if abs(diff) < noise(base, value) else ' '}"
+
+
+def table(columns: list[Column], baseline: int, markdown: bool) -> str:
+    from tabulate import tabulate
+
+    base = columns[baseline]
+    variants = list(dict.fromkeys(v for c in columns for v in c.metrics))
+    headers = ["variant"] + [f"({i + 1}) {c.name}"[:24] for i, c in enumerate(columns)]
+    rows = [[v] + [cell(c.metrics.get(v), base.metrics.get(v), i == baseline)
+                   for i, c in enumerate(columns)] for v in variants]
+    legend = [f"({i + 1}) {c.name}: " + ("baseline" if i == baseline else
+                                           ", ".join(changed_params(base, c)) or "same params")
+              for i, c in enumerate(columns)]
+    text = tabulate(rows, headers, tablefmt="pipe" if markdown else "simple",
+                    disable_numparse=True)
+    notes = ("last-3 mean test accuracy (%) ± sd over seeds; +/-: difference from the baseline; "
+             f"~: within noise ({NOISE_SDS} standard errors of the seeds, or of 10,000 test "
+             "images where a variant has one seed)")
+    return "\n".join(legend) + "\n\n" + text + "\n\n" + notes
+
+
+@command
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("revs", nargs="*", help="revisions or experiments (default: workspace, "
+                        "HEAD and HEAD's experiments)")
+    parser.add_argument("--baseline", help="the column others are compared with (default: "
+                        "HEAD, or the first revision named)")
+    parser.add_argument("--md", action="store_true", help="a Markdown table")
+    args = parser.parse_args()
+    columns = [rev_column(rev) for rev in args.revs] if args.revs else head_columns()
+    if not columns:
+        raise UserError("nothing to compare: no metrics in the workspace or at HEAD")
+    names = [c.name for c in columns]
+    if args.baseline is None:
+        baseline = 1 if not args.revs and len(columns) > 1 else 0
+    elif args.baseline in names:
+        baseline = names.index(args.baseline)
+    else:
+        columns.append(rev_column(args.baseline))
+        baseline = len(columns) - 1
+    print(table(columns, baseline, args.md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The training engine: MNIST held on the device as uint8, batches sliced from a randperm,
+augmentation for the whole batch in one grid_sample, metrics accumulated on the device and read
+once per epoch. No DataLoader, no PIL, no per-sample Python, no host sync inside the step loop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from mnist_iter.augment import augment
+from mnist_iter.cli import UserError
+from mnist_iter.device import Speedups, autocast, pick_speedups, place
+from mnist_iter.models import build_model
+from mnist_iter.schedule import Schedule, make_optimizer
+
+EVAL_BATCH = 1000  # images per forward pass when evaluating; memory only, not results
+
+
+class Diverged(UserError):
+    pass
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 (N, 28, 28) on the device
+    labels: torch.Tensor  # int64 (N,) on the device
+
+
+def make_splits(data: dict, recipe, device: torch.device) -> dict[str, Split]:
+    """train (the first train_subset images of what is left), val (the last val_size training
+    images, when val_size > 0) and test, moved to the device once."""
+    images, labels = data["train_images"], data["train_labels"]
+    splits = {}
+    if recipe.val_size:
+        splits["val"] = Split(images[-recipe.val_size:], labels[-recipe.val_size:])
+        images, labels = images[:-recipe.val_size], labels[:-recipe.val_size]
+    if recipe.train_subset:
+        images, labels = images[:recipe.train_subset], labels[:recipe.train_subset]
+    splits["train"] = Split(images, labels)
+    splits["test"] = Split(data["test_images"], data["test_labels"])
+    return {k: Split(s.images.to(device), s.labels.to(device)) for k, s in splits.items()}
+
+
+def as_input(images_u8: torch.Tensor, speed: Speedups | None = None) -> torch.Tensor:
+    """uint8 (B, 28, 28) -> float (B, 1, 28, 28) in [0, 1], the models' input."""
+    x = images_u8.unsqueeze(1).float().div_(255)
+    if speed is not None and speed.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             speed: Speedups | None = None) -> tuple[float, float, torch.Tensor]:
+    """Mean NLL loss, accuracy in percent, and the predicted labels of uint8 images. Always in
+    fp32, whatever arithmetic trained the model (`speed` only sets the memory format): the
+    accuracy of the weights, the number the evaluate stage gets from the checkpoint."""
+    model.eval()
+    loss_sum = torch.zeros((), device=images.device)
+    preds = []
+    for start in range(0, len(labels), EVAL_BATCH):
+        x, y = as_input(images[start:start + EVAL_BATCH], speed), labels[start:start + EVAL_BATCH]
+        out = model(x)
+        loss_sum += F.nll_loss(out, y, reduction="sum")
+        preds.append(out.argmax(1))
+    pred = torch.cat(preds)
+    acc = (pred == labels).float().mean() * 100
+    return (loss_sum / len(labels)).item(), acc.item(), pred
+
+
+def batches(count: int, batch_size: int, gen: torch.Generator, device: torch.device,
+            desc: str) -> Iterator[torch.Tensor]:
+    perm = torch.randperm(count, device=device, generator=gen)
+    steps = math.ceil(count / batch_size)
+    # tqdm only counts iterations: it never reads a device tensor, so it forces no sync
+    for i in tqdm(range(steps), desc=desc, leave=False, disable=None, mininterval=0.5):
+        yield perm[i * batch_size:(i + 1) * batch_size]
+
+
+def make_step(model: nn.Module, opt: torch.optim.Optimizer, schedule: Schedule | None,
+              device: torch.device, speed: Speedups, label_smoothing: float = 0.0) -> Callable:
+    """One SGD step on a batch: forward (autocast when asked), loss in fp32, backward, update."""
+    forward = torch.compile(model, mode=speed.compile_mode) if speed.compile_mode else model
+
+    def step(x: torch.Tensor, y: torch.Tensor):
+        with autocast(device, speed):
+            out = forward(x)
+        out = out.float()
+        loss = F.nll_loss(out, y)
+        if label_smoothing:  # the inputs are log-probabilities: smoothing mixes in their mean
+            loss = (1 - label_smoothing) * loss - label_smoothing * out.mean(1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if schedule is not None:
+            schedule.after_batch()
+        return loss, out
+
+    return step
+
+
+def train_epoch(model: nn.Module, step: Callable, train: Split, recipe, gen: torch.Generator,
+                speed: Speedups, desc: str) -> tuple[float, float]:
+    """One pass over the training split; returns mean loss and accuracy (%) of the pass."""
+    model.train()
+    device = train.labels.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    for idx in batches(len(train.labels), recipe.batch_size, gen, device, desc):
+        x, y = augment(as_input(train.images[idx], speed), recipe, gen), train.labels[idx]
+        loss, out = step(x, y)
+        loss_sum += loss.detach() * len(idx)
+        correct += (out.detach().argmax(1) == y).sum()
+    count = len(train.labels)
+    return (loss_sum / count).item(), correct.item() * 100 / count  # exact; MPS has no float64
+
+
+def fit(model: nn.Module, recipe, data: dict, device: torch.device,
+        log: Callable[[str], None] = print) -> list[dict]:
+    """Train `model` by `recipe`; returns one row of metrics per epoch."""
+    torch.manual_seed(recipe.seed)  # weight init happened before; dropout draws from this
+    gen = torch.Generator(device=device).manual_seed(recipe.seed)  # shuffling and augmentation
+    speed = pick_speedups(device, recipe)
+    place(model, device, speed)
+    splits = make_splits(data, recipe, device)
+    train = splits["train"]
+    held_out = f", {len(splits['val'].labels):,} held out for validation" if "val" in splits else ""
+    log(f"{len(train.labels):,} training images{held_out}")
+    opt = make_optimizer(model, recipe)
+    schedule = Schedule(opt, recipe, math.ceil(len(train.labels) / recipe.batch_size))
+    step = make_step(model, opt, schedule, device, speed, recipe.label_smoothing)
+    history = []
+    for epoch in range(1, recipe.epochs + 1):
+        start, lr = time.perf_counter(), schedule.lr
+        train_loss, train_acc = train_epoch(model, step, train, recipe, gen, speed,
+                                            f"epoch {epoch}/{recipe.epochs}")
+        if not math.isfinite(train_loss):
+            raise Diverged(f"training diverged in epoch {epoch} (loss {train_loss}) at lr {lr:g}; "
+                           "try a smaller lr")
+        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc}
+        for name in ("val", "test") if "val" in splits else ("test",):
+            loss, acc, _ = evaluate(model, splits[name].images, splits[name].labels, speed)
+            row |= {f"{name}_loss": loss, f"{name}_acc": acc}
+        row["seconds"] = time.perf_counter() - start
+        schedule.after_epoch(row)
+        history.append(row)
+        log(format_row(row, recipe.epochs))
+    return history
+
+
+def format_row(row: dict, epochs: int) -> str:
+    width = len(str(epochs))
+    val = f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:6.2f}%" if "val_loss" in row else ""
+    return (f"epoch {row['epoch']:>{width}}/{epochs}  lr {row['lr']:.2e}  "
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2f}%{val}  "
+            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:6.2f}%  {row['seconds']:5.1f}s")
+
+
+def train_seed(recipe, data: dict, device: torch.device,
+               log: Callable[[str], None] = print) -> tuple[nn.Module, list[dict]]:
+    """Build the recipe's network (weights from its seed) and train it; (model, history)."""
+    torch.manual_seed(recipe.seed)  # weight init
+    model = build_model(recipe.arch, recipe.dropout, data["mean"], data["std"])
+    return model, fit(model, recipe, data, device, log)
+
+
+def seed_recipes(recipe) -> list:
+    """One recipe per run: seeds seed, seed + 1, ..., each with seeds = 1."""
+    return [dataclasses.replace(recipe, seed=recipe.seed + i, seeds=1)
+            for i in range(recipe.seeds)]

@@ -1,0 +1,127 @@
+"""Where the pipeline reads and writes, and how: every output set appears whole or not at all."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from mnist_iter.cli import UserError, os_error_line
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+DATA_FILE = Path("data/mnist.pt")
+RAW_DIR = Path("data/MNIST/raw")
+CONFIG_DIR = Path("configs")
+MODELS = Path("models")
+REPORTS = Path("reports")
+VARIANT_REPORTS = REPORTS / "variants"
+TMP_MARK = ".tmp-"  # temporary files are named .<name>.tmp-<pid>; stale ones are swept
+
+
+def checkpoint(variant: str) -> Path:
+    return MODELS / f"{variant}.pt"
+
+
+def train_dir(variant: str) -> Path:
+    return VARIANT_REPORTS / variant / "train"
+
+
+def eval_dir(variant: str) -> Path:
+    return VARIANT_REPORTS / variant / "eval"
+
+
+def confusion_file(variant: str) -> Path:
+    """actual,predicted of every test image (the first seed's checkpoint), in test-set order."""
+    return REPORTS / "confusion" / f"{variant}.csv"
+
+
+def mistakes_file(variant: str) -> Path:
+    return REPORTS / "mistakes" / f"{variant}.png"
+
+
+def sweep_stale(folder: Path) -> None:
+    """Remove temporary files a killed run (kill -9, power loss) left behind in `folder`."""
+    for path in folder.glob(f".*{TMP_MARK}*") if folder.is_dir() else ():
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def check_writable(*folders: Path) -> None:
+    """Fail now, not after an hour of training, if an output folder cannot take a file."""
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=f".probe{TMP_MARK}"):
+                pass
+        except OSError as e:
+            raise UserError(os_error_line(e, f"writing to {folder}/")) from None
+
+
+class Outputs:
+    """A set of files written together: each is written to a temporary file beside its target,
+    and only when all are complete are they renamed into place. If anything fails, the
+    temporary files are removed and the previous outputs stay as they were."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+
+    def path(self, target: Path | str) -> Path:
+        """A temporary path to write `target`'s content to."""
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}")
+        self._pending.append((tmp, target))
+        return tmp
+
+    def text(self, target: Path | str, text: str) -> None:
+        self.path(target).write_text(text)
+
+    def json(self, target: Path | str, obj: Any) -> None:
+        self.text(target, json.dumps(obj, indent=2) + "\n")
+
+    def figure(self, target: Path | str, fig: Figure, dpi: int = 100) -> None:
+        """Lay out, write as PNG and close a matplotlib figure."""
+        import matplotlib.pyplot as plt
+
+        fig.tight_layout()
+        fig.savefig(self.path(target), format="png", dpi=dpi)
+        plt.close(fig)
+
+    def _commit(self) -> None:
+        for tmp, target in self._pending:
+            with open(tmp, "rb") as f:  # the data is on disk before any rename
+                os.fsync(f.fileno())
+        for tmp, target in self._pending:
+            os.replace(tmp, target)
+
+    def _discard(self) -> None:
+        for tmp, _ in self._pending:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+@contextlib.contextmanager
+def outputs() -> Iterator[Outputs]:
+    """with outputs() as out: out.json(...); out.text(...) -> all renamed into place at the end."""
+    out = Outputs()
+    try:
+        yield out
+        out._commit()
+    except OSError as e:
+        out._discard()
+        target = next((t for tmp, t in out._pending if e.filename in (str(tmp), str(t))),
+                      None)
+        where = f"writing {target}" if target else "writing the outputs"
+        raise UserError(os_error_line(e, where) + " (nothing was changed)") from None
+    except BaseException:
+        out._discard()
+        raise
+
+
+def write_json(path: Path | str, obj: Any) -> None:
+    with outputs() as out:
+        out.json(path, obj)

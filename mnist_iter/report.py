@@ -1,0 +1,168 @@
+"""The comparison of every variant: per-variant numbers over seeds, the summary table, the
+iteration verdicts (each step of a write-up against the one it improves on) and the files DVC
+shows (one metrics file per variant, a headline file, the curves in long form)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mnist_iter import files, stats
+from mnist_iter.cli import DataError
+from mnist_iter.recipe import Variant
+
+CURVE_COLUMNS = ("train_acc", "test_acc", "test_loss")
+
+
+@dataclass
+class Result:
+    variant: Variant
+    runs: pd.DataFrame  # every seed's rows: seed, epoch, lr, train/test loss and accuracy, ...
+    predictions: pd.DataFrame  # the first seed's checkpoint on the test images: actual, predicted
+    summary: dict
+
+    @property
+    def group(self) -> str:
+        """The write-up a variant belongs to ('002'), or 'ours'."""
+        return self.variant.writeup.split()[0] if self.variant.writeup else "ours"
+
+
+def read_result(variant: Variant) -> Result:
+    """A variant's committed per-seed files; a missing or damaged one is one line naming it."""
+    train, evaluation = files.train_dir(variant.name), files.eval_dir(variant.name)
+    paths = {"runs": train / "runs.csv", "eval": evaluation / "metrics.json",
+             "predictions": files.confusion_file(variant.name)}
+    try:
+        runs = pd.read_csv(paths["runs"])
+        params = json.loads(paths["eval"].read_text())["params"]
+        predictions = pd.read_csv(paths["predictions"])
+        needed = {"runs": {"seed", "epoch", "test_acc", "test_loss"},
+                  "predictions": {"actual", "predicted"}}
+        for name, table in (("runs", runs), ("predictions", predictions)):
+            if not needed[name] <= set(table.columns) or table.empty:
+                raise ValueError(f"{paths[name]}: lacks columns {sorted(needed[name])}")
+        summary = stats.summarize(runs, int(params))
+    except FileNotFoundError as e:
+        raise DataError(f"{e.filename}: missing; `dvc repro` trains and evaluates "
+                        f"{variant.name}") from None
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError,
+            pd.errors.ParserError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise DataError(f"{variant.name}: a report file is damaged ({first}); "
+                        f"`dvc repro -f train@{variant.name}` writes it again") from None
+    return Result(variant, runs, predictions, summary)
+
+
+def _pm(summary: dict, key: str, digits: int = 2) -> str:
+    sd = summary.get(f"{key}_sd")
+    return f"{summary[key]:.{digits}f}" + ("" if sd is None else f" ± {sd:.{digits}f}")
+
+
+def _ci(summary: dict, key: str) -> str:
+    half = summary.get(f"{key}_ci")
+    return "" if half is None else f"{summary[key] - half:.2f}–{summary[key] + half:.2f}"
+
+
+def summary_table(results: list[Result]) -> pd.DataFrame:
+    rows = []
+    for result in results:
+        s, v = result.summary, result.variant
+        rows.append({
+            "variant": v.name,
+            "write-up": v.writeup or "(this project)",
+            "params": f"{s['params']:,}",
+            "epochs": s["epochs"],
+            "recipe": describe(v.recipe),
+            "seeds": s["seeds"],
+            "final %": _pm(s, "test_acc"),
+            "last-3 %": _pm(s, "last3"),
+            "last-3 95% CI": _ci(s, "last3"),
+            "≥ 99.4": f"{s['held3']}/{s['of3']}",
+            "worst": f"{s['worst3']:.2f}",
+            "reported": "" if v.reported is None else f"{v.reported:.2f}",
+            "best (epoch)": f"{s['best_test_acc']:.2f} ({s['best_epoch']})",
+            "target": "yes" if stats.meets_target(s) else "no",
+        })
+    return pd.DataFrame(rows)
+
+
+def verdicts(results: list[Result], pairs: list[tuple[str, str]]) -> list[dict]:
+    """(after, before) pairs -> the difference of mean final accuracy with Welch's 95% CI and a
+    verdict, plus McNemar's exact test on the first seeds' predictions."""
+    by_name = {r.variant.name: r for r in results}
+    rows = []
+    for after, before in pairs:
+        a, b = by_name[after], by_name[before]
+        finals = [stats.test_curves(r.runs).iloc[-1].tolist() for r in (a, b)]
+        right = [r.predictions["actual"] == r.predictions["predicted"] for r in (a, b)]
+        rows.append({"after": after, "before": before, "seeds": [len(f) for f in finals],
+                     **stats.welch(*finals), "mcnemar": stats.mcnemar(*right)})
+    return rows
+
+
+def verdicts_markdown(rows: list[dict]) -> str:
+    def interval(row):
+        if row["ci_low"] is None:
+            return "—"
+        return f"{row['ci_low']:+.2f} to {row['ci_high']:+.2f}"
+
+    table = pd.DataFrame([{
+        "step": f"{row['before']} → {row['after']}",
+        "seeds": "/".join(map(str, row["seeds"][::-1])),
+        "Δ mean final (points)": f"{row['diff']:+.3f}",
+        "95% CI (Welch)": interval(row),
+        "verdict": row["verdict"],
+        "McNemar, first seeds: gained/lost, p": (f"{row['mcnemar']['gained']}/"
+                                                  f"{row['mcnemar']['lost']}, "
+                                                  f"{row['mcnemar']['p']:.3f}"),
+    } for row in rows])
+    return table.to_markdown(index=False, disable_numparse=True) if rows else "(no pairs)"
+
+
+def dvc_metrics(summary: dict) -> dict:
+    """The per-variant metrics file: few, short keys, so `dvc metrics show` is one row a
+    variant that fits 120 columns. Accuracies in percent."""
+    keep = ("test_acc", "test_acc_sd", "last3", "last3_sd", "worst3", "held3", "params", "seeds")
+    return {k: (round(summary[k], 3) if isinstance(summary[k], float) else summary[k])
+            for k in keep if summary.get(k) is not None}
+
+
+def curves(results: list[Result]) -> pd.DataFrame:
+    """Mean over seeds per epoch, long form (variant, write-up, epoch, ...): one file draws
+    every variant on one chart in `dvc plots`."""
+    frames = []
+    for result in results:
+        mean = result.runs.groupby("epoch")[list(CURVE_COLUMNS)].mean().reset_index()
+        frames.append(mean.assign(variant=result.variant.name, writeup=result.group))
+    return pd.concat(frames)[["variant", "writeup", "epoch", *CURVE_COLUMNS]]
+
+
+def describe(recipe) -> str:
+    """The recipe in a few words: optimizer and lr, schedule, batch, dropout, augmentation."""
+    optimizer = "SGD" if recipe.optimizer == "sgd" else "Adam"
+    parts = [optimizer if recipe.lr is None else f"{optimizer} {recipe.lr:g}"]  # one-cycle: no lr
+    if recipe.scheduler == "none":
+        parts.append("constant lr")
+    elif recipe.scheduler == "step":
+        start = f" from ep {recipe.step_start}" if recipe.step_start > 1 else ""
+        parts.append(f"step ×{recipe.gamma:g} every {recipe.step} ep{start}")
+    elif recipe.scheduler == "plateau":
+        parts.append(f"plateau on {recipe.plateau_on} loss (×{recipe.factor:g}, "
+                     f"patience {recipe.patience})")
+    else:
+        parts.append(f"one-cycle to {recipe.max_lr:g}")
+    parts.append(f"batch {recipe.batch_size}")
+    if recipe.weight_decay:
+        parts.append(f"wd {recipe.weight_decay:g}")
+    if recipe.label_smoothing:
+        parts.append(f"label smoothing {recipe.label_smoothing:g}")
+    if recipe.dropout:
+        parts.append(f"dropout {recipe.dropout:g}")
+    if recipe.augments:  # fill applies to whatever the moves bring in from outside the image
+        moves = [f"rotation ±{recipe.rotation:g}°" if recipe.rotation else "",
+                 f"zoom ±{recipe.scale:.0%}" if recipe.scale else "",
+                 f"shift ±{recipe.translate:.0%}" if recipe.translate else ""]
+        fill = f" fill {recipe.fill:g}" if recipe.fill else ""
+        parts.append(" + ".join(m for m in moves if m) + fill)
+    return ", ".join(parts)

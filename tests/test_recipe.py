@@ -1,0 +1,143 @@
+"""params.yaml validation: every bad value stops with one line naming key, value and range."""
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT, small_params
+from mnist_iter.cli import ParamsError
+from mnist_iter.recipe import KEYS, load_params, make_recipe, params_table, parse_params
+
+
+def with_changes(top: dict | None = None, variant: dict | None = None) -> dict:
+    raw = copy.deepcopy(small_params())
+    raw.update(top or {})
+    if variant:
+        raw["variants"]["first"].update(variant)
+    return raw
+
+
+def test_project_params_load():
+    params = load_params(ROOT / "params.yaml")
+    assert params.variants and params.mirrors
+    assert all(v.recipe.seeds >= 3 for v in params.variants.values())
+
+
+@pytest.mark.parametrize("top, variant, needle", [
+    ({"lr": 0}, None, "lr = 0.0: must be a number > 0"),
+    ({"lr": -0.1}, None, "lr = -0.1"),
+    (None, {"lr": "fast"}, "lr = 'fast'"),
+    ({"lr": float("inf")}, None, "lr = inf: must be a number > 0"),
+    ({"lr": float("nan")}, None, "lr = nan"),
+    ({"dropout": 1.0}, None, "dropout = 1.0: must be a number in [0, 1)"),
+    ({"rotation": -5}, None, "rotation = -5.0"),
+    ({"epochs": 0}, None, "epochs = 0: must be an integer in [1, 1000]"),
+    ({"epochs": 2.5}, None, "epochs = 2.5"),
+    ({"seeds": 0}, None, "seeds = 0: must be an integer in [1, 100]"),
+    ({"seed": 2**32}, None, "seed = 4294967296: must be an integer in [0, 2**32)"),
+    ({"seed": 2**32 - 1, "seeds": 2}, None, "seed + seeds = 4294967297"),
+    ({"batch_size": 0}, None, "batch_size = 0"),
+    ({"amp": 1}, None, "amp = 1: must be true or false"),
+    ({"scheduler": "cosine"}, None, "scheduler = 'cosine': must be one of none, step"),
+    (None, {"scheduler": "plateau"}, "val_size = 0: a plateau schedule on val needs val_size > 0"),
+    ({"device": "cuda:x"}, None, "device = 'cuda:x'"),
+    (None, {"arch": "resnet50"}, "arch = 'resnet50': unknown architecture; registered: writeup004"),
+    ({"gama": 0.2}, None, "gama: unknown key; did you mean 'gamma'?"),
+    (None, {"rotaton": 7}, "rotaton: unknown key; did you mean 'rotation'?"),
+    (None, {"improves_on": "nobody"}, "improves_on = 'nobody': must name another variant"),
+    ({"variants": {}}, None, "variants"),
+    ({"variants": {"-S": {"arch": "writeup004"}}}, None, "variants.'-S': a variant name is"),
+    ({"variants": {"a\n": {"arch": "writeup004"}}}, None, "a variant name is a letter"),
+    ({"variants": {"x@y": {"arch": "writeup004"}}}, None, "a variant name is a letter"),
+    ({"variants": {True: {"arch": "writeup004"}}}, None, "variants.True: a variant name"),
+    ({"data": {"mirrors": "http://x"}}, None, "data.mirrors"),
+])
+def test_rejected(top, variant, needle):
+    with pytest.raises(ParamsError) as err:
+        parse_params(with_changes(top, variant))
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text, value", [("1e-3", 0.001), ("1E-3", 0.001), ("0.5", 0.5),
+                                         ("1_000.0", 1000.0), ("3", 3.0)])
+def test_numbers_as_people_write_them(tmp_path, text, value):
+    raw = with_changes()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw).replace("lr: 0.04", f"lr: {text}"))
+    assert load_params(tmp_path / "params.yaml").variant("first").recipe.lr == value
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_changes()) + "lr: 0.5\n")
+    with pytest.raises(ParamsError, match=r"line \d+: key 'lr' is given twice"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_variant_overrides_and_inherits():
+    raw = with_changes({"gamma": 0.33, "lr": 0.02})
+    raw["variants"] = {"a": {"arch": "writeup002_it3"}, "b": {"arch": "writeup004", "lr": 0.5}}
+    params = parse_params(raw)
+    a, b = params.variants["a"].recipe, params.variants["b"].recipe
+    assert (a.lr, a.gamma) == (0.02, 0.33) and b.lr == 0.5
+
+
+def test_resolved_recipe_leaves_out_what_does_not_apply():
+    raw = with_changes()
+    raw["variants"] = {"plain": {"arch": "writeup004", "scheduler": "none", "rotation": 0}}
+    recipe = parse_params(raw).variants["plain"].recipe
+    d = recipe.to_dict()
+    assert not {"gamma", "step", "fill", "patience", "max_lr"} & set(d)
+    assert make_recipe(d) == recipe  # the configs/<v>.json round trip
+
+
+def test_one_cycle_drops_the_lr_and_momentum_it_overrides():
+    raw = with_changes()
+    raw["variants"] = {"cycle": {"arch": "writeup004", "scheduler": "onecycle", "max_lr": 0.1}}
+    recipe = parse_params(raw).variants["cycle"].recipe
+    assert recipe.lr is None and recipe.momentum is None and recipe.max_lr == 0.1
+    raw["variants"]["cycle"] |= {"lr": 0.5, "momentum": 0.5}  # no re-training for these
+    assert parse_params(raw).variants["cycle"].recipe.to_dict() == recipe.to_dict()
+
+
+def test_every_key_is_documented_once():
+    table = params_table()
+    for key in KEYS:
+        assert table.count(f"| `{key.name}` |") == 1
+    readme = (ROOT / "README.md").read_text()
+    assert table in readme, "run `make readme`: the README's parameter table is out of date"
+
+
+def test_unknown_variant_name():
+    with pytest.raises(ParamsError, match="unknown variant 'nope'; params.yaml defines: first"):
+        parse_params(small_params()).variant("nope")
+
+
+def run_stage(cwd, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": ""}, timeout=120)
+
+
+def test_bad_params_exit_2_before_any_work(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_changes({"lr": -1})))
+    result = run_stage(tmp_path, "stages.configure")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: lr = -1.0: must be a number > 0"
+    assert not (tmp_path / "configs").exists()
+
+
+def test_unknown_variant_on_command_line_exits_2(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params()))
+    result = run_stage(tmp_path, "stages.train", "firts")
+    assert result.returncode == 2
+    assert "unknown variant 'firts'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_yaml_syntax_error(tmp_path):
+    (tmp_path / "params.yaml").write_text("lr: [0.1\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
