@@ -63,7 +63,7 @@ PLUMBING = {"mnist_iter.cli", "mnist_iter.files"}  # words and file moves, not n
 # data/mnist.pt is a dep; download reads data.mirrors only (a params dep)
 COVERED = {"train": {"mnist_iter.recipe", "mnist_iter.data"},
            "evaluate": {"mnist_iter.recipe", "mnist_iter.data"},
-           "report": {"mnist_iter.recipe"},
+           "report": {"mnist_iter.recipe", "mnist_iter.models"},
            "download": {"mnist_iter.recipe", "mnist_iter.models"}}
 
 
