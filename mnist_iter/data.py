@@ -106,19 +106,18 @@ def download_file(name: str, md5: str, mirrors: list[str], out_dir: Path) -> str
             got = md5sum(tmp)
             if got != md5:
                 raise ValueError(f"MD5 mismatch ({got}, expected {md5})")
-            out._commit()
+            out.commit()
             return mirror
         except OSError as e:
             ours = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or str(
                 e.filename or "").startswith(str(out_dir))
-            if ours:
-                out._discard()  # our side failed (disk full, read-only): no mirror helps
+            if ours:  # our side failed (disk full, read-only): no mirror helps
                 raise UserError(os_error_line(e, f"writing {dest}")) from None
             failures.append(f"{mirror}: {_reason(e)}")
         except (ValueError, http.client.HTTPException) as e:
             failures.append(f"{mirror}: {_reason(e)}")
         finally:
-            out._discard()
+            out.discard()
     tried = "; ".join(failures) if failures else "no mirrors configured"
     raise DataError(f"could not download {name} from any mirror ({tried}); "
                     "set MNIST_MIRROR to a directory or URL that holds the MNIST files")

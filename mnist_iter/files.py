@@ -91,14 +91,14 @@ class Outputs:
         fig.savefig(self.path(target), format="png", dpi=dpi)
         plt.close(fig)
 
-    def _commit(self) -> None:
+    def commit(self) -> None:
         for tmp, target in self._pending:
             with open(tmp, "rb") as f:  # the data is on disk before any rename
                 os.fsync(f.fileno())
         for tmp, target in self._pending:
             os.replace(tmp, target)
 
-    def _discard(self) -> None:
+    def discard(self) -> None:
         for tmp, _ in self._pending:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -110,15 +110,15 @@ def outputs() -> Iterator[Outputs]:
     out = Outputs()
     try:
         yield out
-        out._commit()
+        out.commit()
     except OSError as e:
-        out._discard()
+        out.discard()
         target = next((t for tmp, t in out._pending if e.filename in (str(tmp), str(t))),
                       None)
         where = f"writing {target}" if target else "writing the outputs"
         raise UserError(os_error_line(e, where) + " (nothing was changed)") from None
     except BaseException:
-        out._discard()
+        out.discard()
         raise
 
 

@@ -31,7 +31,8 @@ def main() -> None:
     device = pick_device(recipe.device)
     out_dir, ckpt = files.train_dir(name), files.checkpoint(name)
     files.check_writable(out_dir, ckpt.parent)
-    files.sweep_stale(out_dir), files.sweep_stale(ckpt.parent)
+    for folder in (out_dir, ckpt.parent):
+        files.sweep_stale(folder)
     data = load_data(files.DATA_FILE)
     recipes = seed_recipes(recipe)
     print(f"{name}: {recipe.arch}, {recipe.epochs} epochs on {device}, seeds "
