@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import textwrap
 from dataclasses import dataclass
 
 from mnist_iter.cli import UserError, command
@@ -37,46 +38,44 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _from_row(name: str, row: dict) -> Column:
-    metrics: dict[str, dict] = {}
-    params = {}
-    for key, value in row.items():
-        if (match := METRIC.match(key)) and value is not None:
-            metrics.setdefault(match["variant"], {})[match["key"]] = value
-        elif key.startswith("params.yaml:"):
-            params[key.split(":", 1)[1]] = value
-    return Column(name, metrics, params)
-
-
 def head_columns() -> list[Column]:
-    """workspace, HEAD and every experiment of HEAD, as `dvc exp show` lists them."""
+    """workspace, HEAD and every finished experiment of HEAD, as `dvc exp show` lists them."""
     import dvc.api
 
     columns = []
     for row in dvc.api.exp_show():
-        if row.get("typ") == "branch_base" or row.get("State") in ("Queued", "Running", "Failed"):
+        if row.get("State") in ("Queued", "Running", "Failed"):
             continue
-        name = row.get("Experiment") or row.get("rev")
-        columns.append(_from_row(name, row))
+        rev = None if row["rev"] == "workspace" else row["rev"]
+        try:
+            columns.append(rev_column(rev, name=row.get("Experiment") or row["rev"]))
+        except UserError:  # a row without this layout's metrics has nothing to compare
+            continue
     return columns
 
 
-def rev_column(rev: str) -> Column:
+def rev_column(rev: str | None, name: str | None = None) -> Column:
+    """One column from a commit, branch or experiment (None: the workspace). Read through
+    metrics_show/params_show, whose keys are always `path:key` (exp_show drops the path of a
+    key no other file has, so `gamma` would not be told from a metric)."""
     import dvc.api
     from dvc.exceptions import DvcException
     from scmrepo.exceptions import SCMError
 
     try:
-        metrics = dvc.api.metrics_show(rev=rev)
-        params = dvc.api.params_show(rev=rev)
+        shown = dvc.api.metrics_show(rev=rev)
+        params = _flatten(dvc.api.params_show(rev=rev))
     except (DvcException, SCMError, KeyError, ValueError):
         raise UserError(f"unknown revision or experiment {rev!r}; `dvc exp show` lists "
                         "the experiments, `git log` the commits") from None
-    row = {key: value for key, value in metrics.items()}
-    row |= {f"params.yaml:{key}": value for key, value in _flatten(params).items()}
-    if not any(METRIC.match(key) for key in row):
-        raise UserError(f"{rev}: has no reports/metrics/<variant>.json (older than this layout)")
-    return _from_row(rev, row)
+    metrics: dict[str, dict] = {}
+    for key, value in shown.items():
+        if (match := METRIC.match(key)) and value is not None:
+            metrics.setdefault(match["variant"], {})[match["key"]] = value
+    if not metrics:
+        raise UserError(f"{name or rev}: has no reports/metrics/<variant>.json (older than "
+                        "this layout, or not reproduced yet)")
+    return Column(name or rev or "workspace", metrics, params)
 
 
 def noise(base: dict, other: dict) -> float:
@@ -123,7 +122,8 @@ def table(columns: list[Column], baseline: int, markdown: bool) -> str:
     notes = ("last-3 mean test accuracy (%) ± sd over seeds; +/-: difference from the baseline; "
              f"~: within noise ({NOISE_SDS} standard errors of the seeds, or of 10,000 test "
              "images where a variant has one seed)")
-    return "\n".join(legend) + "\n\n" + text + "\n\n" + notes
+    legend = [textwrap.fill(line, 100, subsequent_indent="    ") for line in legend]
+    return "\n".join(legend) + "\n\n" + text + "\n\n" + textwrap.fill(notes, 100)
 
 
 @command

@@ -1,0 +1,69 @@
+"""`make compare` on a toy DVC project (one stage that writes reports/metrics/<variant>.json
+from params.yaml): which columns it lists, which params it names, and how wide it prints."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+BIN = Path(sys.executable).parent
+STAGE = """\
+import json, os, yaml
+os.makedirs("reports/metrics", exist_ok=True)
+p = yaml.safe_load(open("params.yaml"))
+for name, v in p["variants"].items():
+    acc = 99.0 + p["gamma"] + v["lr"]
+    json.dump({"last3": acc, "last3_sd": 0.01, "seeds": 3, "test_acc": acc},
+              open(f"reports/metrics/{name}.json", "w"))
+"""
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("toy")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(ROOT), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "COLUMNS": "200"}
+
+    def run(*cmd, check=True):
+        return subprocess.run(cmd, cwd=path, env=env, capture_output=True, text=True,
+                              check=check)
+
+    (path / "params.yaml").write_text("gamma: 0.1\nvariants:\n  a: {lr: 0.1}\n  b: {lr: 0.2}\n")
+    (path / "stage.py").write_text(STAGE)
+    (path / "dvc.yaml").write_text("stages:\n  s:\n    cmd: python stage.py\n    deps: [stage.py]\n"
+                                   "    params: [gamma, variants]\n    metrics: [reports/metrics]\n")
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("dvc", "repro", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "baseline")
+    run("dvc", "exp", "run", "-q", "-n", "hot", "-S", "gamma=0.5")
+    return run
+
+
+def test_lists_workspace_head_and_experiments_with_changed_params(toy):
+    out = toy(sys.executable, "-m", "mnist_iter.compare").stdout
+    lines = out.splitlines()
+    assert lines[0] == "(1) workspace: gamma=0.5"
+    assert lines[1].startswith("(2) ") and lines[1].endswith(": baseline")
+    assert lines[2] == "(3) hot: gamma=0.5"
+    row = next(line for line in lines if line.startswith("a "))
+    assert row.split() == ["a", "99.60±0.01", "+0.40", "99.20±0.01", "99.60±0.01", "+0.40"]
+    assert max(map(len, lines)) <= 100
+
+
+def test_named_revisions_and_unknown_one(toy):
+    out = toy(sys.executable, "-m", "mnist_iter.compare", "hot", "HEAD", "--md").stdout
+    assert out.splitlines()[:2] == ["(1) hot: baseline", "(2) HEAD: gamma=0.1"]
+    assert "| b " in out and "-0.40" in out
+    bad = toy(sys.executable, "-m", "mnist_iter.compare", "no-such-rev", check=False)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [
+        "error: unknown revision or experiment 'no-such-rev'; `dvc exp show` lists the "
+        "experiments, `git log` the commits"]
