@@ -5,10 +5,14 @@ READY  := $(VENV)/.ready
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro test test-fast compare bench readme venv clean-venv
+.PHONY: repro push test test-fast compare bench readme venv clean-venv
 
-repro: $(READY)  ## run the whole pipeline: dvc repro
+repro: $(READY)  ## pull from the default DVC remote if there is one, then run the pipeline
+	python -m mnist_iter.remote pull
 	dvc repro
+
+push: $(READY)  ## every cached output and the run cache to the default DVC remote
+	python -m mnist_iter.remote push
 
 test: $(READY)  ## the whole suite: unit tests and end-to-end runs of the real pipeline
 	python -m pytest

@@ -3,8 +3,11 @@ cuDNN autotuning, torch.compile, bf16 autocast). Only `compile` and `amp` change
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -12,11 +15,35 @@ from torch import nn
 from mnist_iter.cli import UserError
 
 
+_claimed: list = []  # the GPU lock files this process holds until it ends
+
+
+def claim_gpu(count: int, lock_dir: Path | None = None) -> int:
+    """The first of `count` GPUs that no other process of this project holds: a lock file per
+    GPU, held until this process ends, so N `dvc queue` workers on an N-GPU machine take one GPU
+    each (DVC has no per-worker device setting). When every GPU is held, they are shared."""
+    import fcntl
+
+    lock_dir = lock_dir or Path(tempfile.gettempdir())
+    for index in range(count):
+        handle = open(lock_dir / f"mnist_iter-gpu{index}.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _claimed.append(handle)
+        return index
+    return os.getpid() % count
+
+
 def pick_device(name: str = "auto") -> torch.device:
-    """auto -> CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
+    """auto -> CUDA, then MPS, then CPU; an explicit device that is missing is an error. 'cuda'
+    (no index) on a machine with several GPUs takes one that no other training holds."""
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        return torch.device("cuda", claim_gpu(count) if count > 1 else 0)
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")

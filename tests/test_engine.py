@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from conftest import ROOT
 from mnist_iter import augment, device as device_module, engine, lanes, schedule
 from mnist_iter.augment import affine
 from mnist_iter.cli import UserError
@@ -104,6 +107,25 @@ def test_pick_device_auto_and_missing(monkeypatch):
         pick_device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert pick_device("auto").type == "cuda"
+
+
+def test_trainings_on_a_multi_gpu_machine_take_one_gpu_each(monkeypatch, tmp_path):
+    """N queue workers on N GPUs: each process holds the lock of the GPU it took until it ends."""
+    device = device_module
+    monkeypatch.setattr(device, "_claimed", [])
+    assert [device.claim_gpu(3, tmp_path) for _ in range(3)] == [0, 1, 2]
+    assert device.claim_gpu(3, tmp_path) in (0, 1, 2)  # all taken: shared, no error
+    other = subprocess.run([sys.executable, "-c", "from pathlib import Path; from mnist_iter "
+                            f"import device; print(device.claim_gpu(4, Path({str(tmp_path)!r})))"],
+                           cwd=ROOT, capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == "3"
+    for handle in device._claimed:
+        handle.close()  # what the end of a process does
+    assert device.claim_gpu(3, tmp_path) == 0
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(device, "claim_gpu", lambda count: 1)
+    assert pick_device("cuda") == pick_device("auto") == torch.device("cuda", 1)
 
 
 def test_speedup_selection(recipe, monkeypatch):
