@@ -174,7 +174,7 @@ def prepare(raw_dir: Path, out: Outputs, out_file: Path = DATA_FILE) -> dict:
         data[f"{split}_images"], data[f"{split}_labels"] = load_split(raw_dir, split)
     pixels = data["train_images"].double() / 255
     data["mean"], data["std"] = pixels.mean().item(), pixels.std().item()
-    torch.save(data, out.path(out_file))
+    out.torch(out_file, data)
     return data
 
 

@@ -83,6 +83,18 @@ class Outputs:
     def json(self, target: Path | str, obj: Any) -> None:
         self.text(target, json.dumps(obj, indent=2) + "\n")
 
+    def torch(self, target: Path | str, obj: Any) -> None:
+        """torch.save through a buffer: the file's bytes do not depend on its (temporary) name,
+        which torch.save would write into the archive, and a full disk is an OSError (ENOSPC)
+        rather than torch's 'basic_ios::clear: iostream error'."""
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        self.path(target).write_bytes(buffer.getbuffer())
+
     def figure(self, target: Path | str, fig: Figure, dpi: int = 100) -> None:
         """Lay out, write as PNG and close a matplotlib figure."""
         import matplotlib.pyplot as plt
@@ -93,8 +105,12 @@ class Outputs:
 
     def commit(self) -> None:
         for tmp, target in self._pending:
-            with open(tmp, "rb") as f:  # the data is on disk before any rename
-                os.fsync(f.fileno())
+            try:
+                with open(tmp, "rb") as f:  # the data is on disk before any rename
+                    os.fsync(f.fileno())
+            except OSError as e:
+                e.filename = e.filename or str(tmp)
+                raise
         for tmp, target in self._pending:
             os.replace(tmp, target)
 
@@ -113,8 +129,9 @@ def outputs() -> Iterator[Outputs]:
         out.commit()
     except OSError as e:
         out.discard()
+        # a failed write() names no file: it was the file being written, the last one handed out
         target = next((t for tmp, t in out._pending if e.filename in (str(tmp), str(t))),
-                      None)
+                      out._pending[-1][1] if out._pending and e.filename is None else None)
         where = f"writing {target}" if target else "writing the outputs"
         raise UserError(os_error_line(e, where) + " (nothing was changed)") from None
     except BaseException:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from mnist_iter import files, stats
+from mnist_iter.data import SPLITS
 from mnist_iter.cli import DataError
 from mnist_iter.recipe import Variant
 
@@ -42,6 +43,10 @@ def read_result(variant: Variant) -> Result:
         for name, table in (("runs", runs), ("predictions", predictions)):
             if not needed[name] <= set(table.columns) or table.empty:
                 raise ValueError(f"{paths[name]}: lacks columns {sorted(needed[name])}")
+        test_images = SPLITS["test"][1]
+        labels = predictions[["actual", "predicted"]]
+        if len(labels) != test_images or not labels.isin(range(10)).all(axis=None):
+            raise ValueError(f"{paths['predictions']}: not {test_images:,} rows of digits 0-9")
         summary = stats.summarize(runs, int(params))
     except FileNotFoundError as e:
         raise DataError(f"{e.filename}: missing; `dvc repro` trains and evaluates "

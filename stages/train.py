@@ -56,7 +56,7 @@ def main() -> None:
             "params": count_params(model), "seeds": [r.seed for r in recipes],
             "seconds": round(seconds, 2),
             "epoch_seconds_median": round(statistics.median(runs["seconds"]), 2)})
-        torch.save(checkpoint_content(model, recipe.to_dict()), out.path(ckpt))
+        out.torch(ckpt, checkpoint_content(model, recipe.to_dict()))
 
 
 if __name__ == "__main__":

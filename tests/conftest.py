@@ -85,6 +85,21 @@ def start_server(directory: Path, requests: list[str] | None = None):
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
+def wait_for_queue(run, timeout: float = 600) -> str:
+    """Wait until `dvc queue status` lists nothing queued or running, stop the workers and return
+    the last status. `run(*cmd, check=...)` runs a command in the project."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run("dvc", "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    run("dvc", "queue", "stop", check=False)
+    return status
+
+
 def stop_server(server) -> None:
     server.shutdown()
     server.server_close()

@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, start_server, stop_server
+from conftest import ROOT, start_server, stop_server, wait_for_queue
 from mnist_iter.device import cpu_has_bf16
 from mnist_iter.models import load_model
 
@@ -333,13 +333,7 @@ def test_parallel_sweep_downloads_nothing_again(project):
     before = len(project.downloads)
     project.run("dvc", "exp", "run", "--queue", "-S", "gamma=0.1,0.3")
     project.run("dvc", "queue", "start", "-j", "2")
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        status = project.run("dvc", "queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
-    project.run("dvc", "queue", "stop", check=False)
+    status = wait_for_queue(project.run)
     assert status.count("Success") >= 2, status
     assert len(project.downloads) == before  # MNIST came from the DVC cache, not the mirror
     shown = json.loads(project.run("dvc", "exp", "show", "--json").stdout)

@@ -8,13 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, small_params
+from conftest import ROOT, small_params, wait_for_queue
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -39,13 +38,7 @@ class Clone:
     def run_queued(self, gamma: float, name: str) -> None:
         self.run("dvc", "exp", "run", "--queue", "-n", name, "-S", f"gamma={gamma}")
         self.run("dvc", "queue", "start", "-j", "1", TRAIN_CORES="1")
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            status = self.run("dvc", "queue", "status").stdout
-            if "Queued" not in status and "Running" not in status:
-                break
-            time.sleep(2)
-        self.run("dvc", "queue", "stop", check=False)
+        status = wait_for_queue(self.run)
         assert "Success" in status, status
 
 
