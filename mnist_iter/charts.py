@@ -59,6 +59,35 @@ def plot_accuracy(results: list, out, path) -> None:
     out.figure(path, fig)
 
 
+def _label_points(ax, results: list) -> None:
+    """Name every point beside it, covering no other name and no other marker: variants on the
+    same spot share one label; a label tries the right, then the left, a line lower each time."""
+    from matplotlib.transforms import Bbox
+
+    spots: dict[tuple, list[str]] = {}
+    for result in results:
+        s = result.summary
+        spots.setdefault((s["params"], round(s["last3"], 2)), []).append(result.variant.name)
+    renderer = ax.figure.canvas.get_renderer()
+    taken = [Bbox.from_bounds(*(ax.transData.transform(spot) - 5), 10, 10) for spot in spots]
+    for (x, y), names in sorted(spots.items(), key=lambda item: -item[0][1]):
+        label = ax.annotate(", ".join(names), (x, y), xytext=(5, 3), textcoords="offset points",
+                            fontsize=8)
+        own = Bbox.from_bounds(*(ax.transData.transform((x, y)) - 5), 10, 10)
+        others = [box for box in taken if box.bounds != own.bounds]
+        for line in range(8):
+            for side, align in ((5, "left"), (-5, "right")):
+                label.set_position((side, 3 - 10 * line))
+                label.set_horizontalalignment(align)
+                box = label.get_window_extent(renderer).padded(1)
+                if not any(box.overlaps(other) for other in others):
+                    break
+            else:
+                continue
+            break
+        taken.append(box)
+
+
 def plot_params(results: list, out, path) -> None:
     """Parameters (log) against accuracy: the dot is the mean of the last three epochs over
     seeds, the line goes down to the worst of those epochs over seeds (the frontier's number)."""
@@ -69,11 +98,10 @@ def plot_params(results: list, out, path) -> None:
         color = "tab:green" if met else "tab:red"
         ax.vlines(s["params"], s["worst3"], s["last3"], color=color, linewidth=1.5)
         ax.plot(s["params"], s["last3"], "o" if met else "X", color=color, markersize=7)
-        ax.annotate(result.variant.name, (s["params"], s["last3"]), xytext=(5, 4),
-                    textcoords="offset points", fontsize=8)
     ax.axhline(stats.TARGET_ACC, color="black", linestyle="--", linewidth=1)
     ax.axvline(stats.TARGET_PARAMS, color="gray", linestyle=":", linewidth=1)
     ax.set_xscale("log")
+    _label_points(ax, results)
     ax.set(xlabel="parameters (log scale; dotted: 8,000)",
            ylabel="test accuracy (%), last 3 epochs",
            title="Parameters vs accuracy: dot = mean of the last 3 epochs over seeds, line down "

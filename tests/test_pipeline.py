@@ -243,6 +243,31 @@ def test_experiment_retrains_only_variants_that_use_gamma(project):
     project.run("dvc", "plots", "diff", "-o", "plots_html")
     html = (project.path / "plots_html/index.html").read_text()
     assert "Test accuracy" in html and "cdn.jsdelivr" not in html and "vegaEmbed" in html
+    assert not re.search(r"<(script|link)[^>]+(src|href)=.https?:", html)
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync",
+                  "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
+
+
+@pytest.mark.parametrize("command", [["show"], ["diff", "HEAD"]])
+def test_plots_pages_render_every_vega_plot_offline(project, tmp_path, command):
+    """The page dvc writes, opened in headless Chromium with every network request sent to a
+    closed port: each Vega plot (three curve charts, one confusion matrix a variant) is drawn."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    project.run("dvc", "plots", *command, "-o", str(tmp_path / "page"))
+    dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                          "--virtual-time-budget=20000", "--dump-dom",
+                          (tmp_path / "page/index.html").as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    embeds = len(re.findall(r'class="vega-embed', dom))
+    drawn = len(re.findall(r'<svg[^>]*class="marks"|<canvas[^>]*class="marks"', dom))
+    assert embeds == drawn == 3 + len(VARIANTS), (embeds, drawn)
+    assert "Test accuracy per epoch" in dom
 
 
 def test_diverging_recipe_fails_clearly_and_writes_nothing(project):

@@ -114,3 +114,30 @@ def test_update_readme_refuses_bad_markers_and_leaves_the_file(tmp_path, text):
     with pytest.raises(UserError, match="summary:"):
         update_readme(readme, tmp_path)
     assert readme.read_text() == text
+
+
+def test_params_chart_names_every_point_without_overlaps(tmp_path, monkeypatch):
+    """Variants on the same spot share a label; near ones are moved apart, not drawn over."""
+    import types
+
+    import matplotlib.pyplot as plt
+
+    from mnist_iter import charts
+    from mnist_iter.files import outputs
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to inspect it
+    spots = {"a": (7560, [99.5, 99.5, 99.5]), "b": (7776, [99.5, 99.49, 99.5]),
+             "c": (8088, [99.4, 99.41, 99.42]), "d": (8088, [99.4, 99.41, 99.42]),
+             "e": (257354, [99.0, 99.1, 99.05])}
+    results = [types.SimpleNamespace(variant=types.SimpleNamespace(name=name),
+                                     summary=stats.summarize(runs_from({1: accs}), params))
+               for name, (params, accs) in spots.items()]
+    with outputs() as out:
+        charts.plot_params(results, out, tmp_path / "p.png")
+    ax = figures[0].axes[0]
+    renderer = figures[0].canvas.get_renderer()
+    labels = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    assert set(labels) == {"a", "b", "c, d", "e"}
+    boxes = list(labels.values())
+    assert not any(p.overlaps(q) for i, p in enumerate(boxes) for q in boxes[i + 1:]), labels
