@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import textwrap
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from mnist_iter.cli import UserError, command
 from mnist_iter.stats import sampling_sd
 
-METRIC = re.compile(r"^reports/metrics/(?P<variant>[^/]+)\.json:(?P<key>\w+)$")
+METRIC = re.compile(r"^reports/metrics/(?P<variant>[^/]+)\.json$")
 NOISE_SDS = 2  # a difference within 2 standard errors of the seeds (or the test set) is noise
 
 
@@ -55,23 +56,29 @@ def head_columns() -> list[Column]:
 
 
 def rev_column(rev: str | None, name: str | None = None) -> Column:
-    """One column from a commit, branch or experiment (None: the workspace). Read through
-    metrics_show/params_show, whose keys are always `path:key` (exp_show drops the path of a
-    key no other file has, so `gamma` would not be told from a metric)."""
+    """One column from a commit, branch or experiment (None: the workspace). Metrics come per
+    file from the repo's metrics.show, which dvc.api.metrics_show wraps: that wrapper drops the
+    file name of a key only one file has (`last3_sd` of the one variant with several seeds)."""
     import dvc.api
     from dvc.exceptions import DvcException
+    from dvc.repo import Repo
     from scmrepo.exceptions import SCMError
 
     try:
-        shown = dvc.api.metrics_show(rev=rev)
+        with Repo() as repo:
+            shown = repo.metrics.show(revs=None if rev is None else [rev], on_error="raise")
         params = _flatten(dvc.api.params_show(rev=rev))
+    except FileNotFoundError:
+        raise UserError(f"{name or rev}: its metrics are not in the DVC cache; `dvc pull` (or "
+                        "`dvc exp pull`) fetches them") from None
     except (DvcException, SCMError, KeyError, ValueError):
         raise UserError(f"unknown revision or experiment {rev!r}; `dvc exp show` lists "
                         "the experiments, `git log` the commits") from None
     metrics: dict[str, dict] = {}
-    for key, value in shown.items():
-        if (match := METRIC.match(key)) and value is not None:
-            metrics.setdefault(match["variant"], {})[match["key"]] = value
+    for rev_data in shown.values():
+        for path, file_data in rev_data.get("data", {}).items():
+            if match := METRIC.match(os.path.relpath(path) if os.path.isabs(path) else path):
+                metrics[match["variant"]] = file_data.get("data") or {}
     if not metrics:
         raise UserError(f"{name or rev}: has no reports/metrics/<variant>.json (older than "
                         "this layout, or not reproduced yet)")
