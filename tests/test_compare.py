@@ -47,6 +47,7 @@ def toy(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow  # a DVC project and an experiment in subprocesses
 def test_lists_workspace_head_and_experiments_with_changed_params(toy):
     out = toy(sys.executable, "-m", "mnist_iter.compare").stdout
     lines = out.splitlines()
@@ -60,6 +61,7 @@ def test_lists_workspace_head_and_experiments_with_changed_params(toy):
     assert max(map(len, lines)) <= 100
 
 
+@pytest.mark.slow
 def test_named_revisions_and_unknown_one(toy):
     out = toy(sys.executable, "-m", "mnist_iter.compare", "hot", "HEAD", "--md").stdout
     assert out.splitlines()[:2] == ["(1) hot: baseline", "(2) HEAD: gamma=0.1"]

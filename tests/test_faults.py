@@ -102,6 +102,7 @@ def test_damaged_prepared_data_is_one_line(tmp_path, mnist_data, damage):
     assert "\n" not in message
 
 
+@pytest.mark.slow  # stages in subprocesses
 @pytest.mark.parametrize("damage", ["truncated", "a folder"])
 def test_train_and_evaluate_on_damaged_data_stop_with_one_line(work, damage):
     before = work.snapshot("models", "reports")
@@ -124,6 +125,7 @@ REPORT_DAMAGE = {
 }
 
 
+@pytest.mark.slow  # stages in subprocesses
 @pytest.mark.parametrize("damage", REPORT_DAMAGE)
 def test_report_on_damaged_per_variant_files_is_one_line(work, damage):
     rel, content = REPORT_DAMAGE[damage]
@@ -133,6 +135,7 @@ def test_report_on_damaged_per_variant_files_is_one_line(work, damage):
     assert work.snapshot("reports/metrics") == before
 
 
+@pytest.mark.slow  # stages in subprocesses
 def test_report_on_a_missing_per_variant_file(work):
     (work.path / "reports/confusion/second.csv").unlink()
     one_line_error(work.stage("stages.report"), "reports/confusion/second.csv", "dvc repro")
@@ -152,6 +155,7 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow  # stages in subprocesses
 @pytest.mark.parametrize("stage, folder, written", [
     (("stages.train", "first"), "models", "models/first.pt"),
     (("stages.evaluate", "first"), "reports/confusion", "reports/confusion/first.csv")])
@@ -173,6 +177,7 @@ def test_full_disk_changes_no_output_of_a_stage(work, tiny_disk, stage, folder, 
     assert work.stage(*stage).returncode == 0  # room again: a plain re-run
 
 
+@pytest.mark.slow  # stages in subprocesses
 def test_read_only_output_folder_fails_before_training(work):
     before = work.snapshot("models", "reports")
     os.chmod(work.path / "models", 0o555)
