@@ -62,6 +62,8 @@ def plot_accuracy(results: list, out, path) -> None:
 def _label_points(ax, results: list) -> None:
     """Name every point beside it, covering no other name and no other marker: variants on the
     same spot share one label; a label tries the right, then the left, a line lower each time."""
+    import itertools
+
     from matplotlib.transforms import Bbox
 
     spots: dict[tuple, list[str]] = {}
@@ -69,23 +71,20 @@ def _label_points(ax, results: list) -> None:
         s = result.summary
         spots.setdefault((s["params"], round(s["last3"], 2)), []).append(result.variant.name)
     renderer = ax.figure.canvas.get_renderer()
-    taken = [Bbox.from_bounds(*(ax.transData.transform(spot) - 5), 10, 10) for spot in spots]
-    for (x, y), names in sorted(spots.items(), key=lambda item: -item[0][1]):
-        label = ax.annotate(", ".join(names), (x, y), xytext=(5, 3), textcoords="offset points",
+    markers = {spot: Bbox.from_bounds(*(ax.transData.transform(spot) - 5), 10, 10)
+               for spot in spots}
+    labels: list = []  # window extents of the labels placed so far
+    for spot, names in sorted(spots.items(), key=lambda item: -item[0][1]):
+        others = [box for other, box in markers.items() if other != spot] + labels
+        label = ax.annotate(", ".join(names), spot, xytext=(5, 3), textcoords="offset points",
                             fontsize=8)
-        own = Bbox.from_bounds(*(ax.transData.transform((x, y)) - 5), 10, 10)
-        others = [box for box in taken if box.bounds != own.bounds]
-        for line in range(8):
-            for side, align in ((5, "left"), (-5, "right")):
-                label.set_position((side, 3 - 10 * line))
-                label.set_horizontalalignment(align)
-                box = label.get_window_extent(renderer).padded(1)
-                if not any(box.overlaps(other) for other in others):
-                    break
-            else:
-                continue
-            break
-        taken.append(box)
+        for line, (side, align) in itertools.product(range(8), ((5, "left"), (-5, "right"))):
+            label.set_position((side, 3 - 10 * line))
+            label.set_horizontalalignment(align)
+            box = label.get_window_extent(renderer).padded(1)
+            if not any(box.overlaps(other) for other in others):
+                break
+        labels.append(box)
 
 
 def plot_params(results: list, out, path) -> None:
