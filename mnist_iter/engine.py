@@ -18,7 +18,7 @@ from tqdm import tqdm
 from mnist_iter.augment import augment
 from mnist_iter.cli import UserError
 from mnist_iter.device import Speedups, autocast, pick_speedups, place
-from mnist_iter.models import build_model
+from mnist_iter.models import model_for
 from mnist_iter.schedule import Schedule, make_optimizer
 
 EVAL_BATCH = 1000  # images per forward pass when evaluating; memory only, not results
@@ -34,9 +34,15 @@ class Split:
     labels: torch.Tensor  # int64 (N,) on the device
 
 
+def without_test(data: dict) -> dict:
+    """The data of a selection run: the training images only, so nothing can read the test set."""
+    return {k: v for k, v in data.items() if not k.startswith("test_")}
+
+
 def make_splits(data: dict, recipe, device: torch.device) -> dict[str, Split]:
     """train (the first train_subset images of what is left), val (the last val_size training
-    images, when val_size > 0) and test, moved to the device once."""
+    images, when val_size > 0) and test (unless the data has none: `without_test`), moved to
+    the device once."""
     images, labels = data["train_images"], data["train_labels"]
     splits = {}
     if recipe.val_size:
@@ -45,7 +51,8 @@ def make_splits(data: dict, recipe, device: torch.device) -> dict[str, Split]:
     if recipe.train_subset:
         images, labels = images[:recipe.train_subset], labels[:recipe.train_subset]
     splits["train"] = Split(images, labels)
-    splits["test"] = Split(data["test_images"], data["test_labels"])
+    if "test_images" in data:
+        splits["test"] = Split(data["test_images"], data["test_labels"])
     return {k: Split(s.images.to(device), s.labels.to(device)) for k, s in splits.items()}
 
 
@@ -86,8 +93,10 @@ def batches(count: int, batch_size: int, gen: torch.Generator, device: torch.dev
 
 
 def make_step(model: nn.Module, opt: torch.optim.Optimizer, schedule: Schedule | None,
-              device: torch.device, speed: Speedups, label_smoothing: float = 0.0) -> Callable:
-    """One SGD step on a batch: forward (autocast when asked), loss in fp32, backward, update."""
+              device: torch.device, speed: Speedups, label_smoothing: float = 0.0,
+              average=None) -> Callable:
+    """One SGD step on a batch: forward (autocast when asked), loss in fp32, backward, update
+    (and the weight average's, when there is one)."""
     forward = torch.compile(model, mode=speed.compile_mode) if speed.compile_mode else model
 
     def step(x: torch.Tensor, y: torch.Tensor):
@@ -100,6 +109,8 @@ def make_step(model: nn.Module, opt: torch.optim.Optimizer, schedule: Schedule |
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if average is not None:
+            average.update_parameters(model)
         if schedule is not None:
             schedule.after_batch()
         return loss, out
@@ -124,8 +135,9 @@ def train_epoch(model: nn.Module, step: Callable, train: Split, recipe, gen: tor
 
 
 def fit(model: nn.Module, recipe, data: dict, device: torch.device,
-        log: Callable[[str], None] = print) -> list[dict]:
-    """Train `model` by `recipe`; returns one row of metrics per epoch."""
+        log: Callable[[str], None] = print) -> tuple[nn.Module, list[dict]]:
+    """Train `model` by `recipe`; returns the network to keep (`model`, or with `ema` the
+    average of its weights) and one row of metrics per epoch, measured on that network."""
     torch.manual_seed(recipe.seed)  # weight init happened before; dropout draws from this
     gen = torch.Generator(device=device).manual_seed(recipe.seed)  # shuffling and augmentation
     speed = pick_speedups(device, recipe)
@@ -136,7 +148,9 @@ def fit(model: nn.Module, recipe, data: dict, device: torch.device,
     log(f"{len(train.labels):,} training images{held_out}")
     opt = make_optimizer(model, recipe)
     schedule = Schedule(opt, recipe, math.ceil(len(train.labels) / recipe.batch_size))
-    step = make_step(model, opt, schedule, device, speed, recipe.label_smoothing)
+    average = weight_average(model, recipe.ema)
+    step = make_step(model, opt, schedule, device, speed, recipe.label_smoothing, average)
+    kept = model if average is None else average.module
     history = []
     for epoch in range(1, recipe.epochs + 1):
         start, lr = time.perf_counter(), schedule.lr
@@ -146,30 +160,41 @@ def fit(model: nn.Module, recipe, data: dict, device: torch.device,
             raise Diverged(f"training diverged in epoch {epoch} (loss {train_loss}) at lr {lr:g}; "
                            "try a smaller lr")
         row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc}
-        for name in ("val", "test") if "val" in splits else ("test",):
-            loss, acc, _ = evaluate(model, splits[name].images, splits[name].labels, speed)
-            row |= {f"{name}_loss": loss, f"{name}_acc": acc}
+        for name in ("val", "test"):
+            if name in splits:
+                loss, acc, _ = evaluate(kept, splits[name].images, splits[name].labels, speed)
+                row |= {f"{name}_loss": loss, f"{name}_acc": acc}
         row["seconds"] = time.perf_counter() - start
         schedule.after_epoch(row)
         history.append(row)
         log(format_row(row, recipe.epochs))
-    return history
+    return kept, history
+
+
+def weight_average(model: nn.Module, decay: float):
+    """An exponential moving average of the weights and of BatchNorm's statistics (torch's
+    AveragedModel), or None when decay is 0."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def format_row(row: dict, epochs: int) -> str:
     width = len(str(epochs))
-    val = f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:6.2f}%" if "val_loss" in row else ""
+    held = "".join(f"  {name} loss {row[name + '_loss']:.4f} acc {row[name + '_acc']:6.2f}%"
+                   for name in ("val", "test") if name + "_loss" in row)
     return (f"epoch {row['epoch']:>{width}}/{epochs}  lr {row['lr']:.2e}  "
-            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2f}%{val}  "
-            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:6.2f}%  {row['seconds']:5.1f}s")
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2f}%{held}  "
+            f"{row['seconds']:5.1f}s")
 
 
 def train_seed(recipe, data: dict, device: torch.device,
                log: Callable[[str], None] = print) -> tuple[nn.Module, list[dict]]:
     """Build the recipe's network (weights from its seed) and train it; (model, history)."""
     torch.manual_seed(recipe.seed)  # weight init
-    model = build_model(recipe.arch, recipe.dropout, data["mean"], data["std"])
-    return model, fit(model, recipe, data, device, log)
+    return fit(model_for(recipe, data["mean"], data["std"]), recipe, data, device, log)
 
 
 def seed_recipes(recipe) -> list:

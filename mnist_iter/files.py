@@ -22,6 +22,16 @@ VARIANT_REPORTS = REPORTS / "variants"
 TMP_MARK = ".tmp-"  # temporary files are named .<name>.tmp-<pid>; stale ones are swept
 
 
+def screen_metrics(candidate: str) -> Path:
+    """A screen candidate's validation numbers (a DVC metrics file)."""
+    return REPORTS / "screen" / f"{candidate}.json"
+
+
+def screen_runs(candidate: str) -> Path:
+    """... and every seed's epochs (validation columns only)."""
+    return REPORTS / "screen_runs" / f"{candidate}.csv"
+
+
 def checkpoint(variant: str) -> Path:
     return MODELS / f"{variant}.pt"
 

@@ -50,21 +50,24 @@ def _lane_start(threads: int, parent: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
-def _run_in_lane(recipe, data_file: str, device: str, keep_model: bool):
+def _run_in_lane(recipe, data_file: str, device: str, keep_model: bool, test: bool):
     from mnist_iter.data import load_data
-    from mnist_iter.engine import train_seed
+    from mnist_iter.engine import train_seed, without_test
 
     def log(line: str) -> None:
         print(f"  seed {recipe.seed}: {line}", flush=True)
 
-    model, history = train_seed(recipe, load_data(data_file), torch.device(device), log)
+    data = load_data(data_file)
+    model, history = train_seed(recipe, data if test else without_test(data),
+                                torch.device(device), log)
     return (model.cpu().state_dict() if keep_model else None), history
 
 
-def run_seeds(recipes: list, data_file: Path, device: torch.device,
-              train: Callable, log: Callable[[str], None] = print) -> list[tuple]:
+def run_seeds(recipes: list, data_file: Path, device: torch.device, train: Callable,
+              log: Callable[[str], None] = print, test: bool = True) -> list[tuple]:
     """Train every recipe; returns (state_dict of the first, None for the others; history) in
-    recipe order. `train(recipe, log)` trains in this process when one lane is enough."""
+    recipe order. `train(recipe, log)` trains in this process when one lane is enough (and
+    must leave out the test set itself when `test` is False, as the lanes do)."""
     threads = recipes[0].threads
     lanes = lane_count(len(recipes), threads, device)
     if lanes == 1:
@@ -79,7 +82,7 @@ def run_seeds(recipes: list, data_file: Path, device: torch.device,
     pool = ProcessPoolExecutor(lanes, mp_context=get_context("spawn"), initializer=_lane_start,
                                initargs=(threads, os.getpid()))
     try:
-        futures = [pool.submit(_run_in_lane, recipe, str(data_file), str(device), i == 0)
+        futures = [pool.submit(_run_in_lane, recipe, str(data_file), str(device), i == 0, test)
                    for i, recipe in enumerate(recipes)]
         results = [future.result() for future in futures]
     except BaseException:

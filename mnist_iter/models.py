@@ -183,21 +183,29 @@ def writeup003_gap(dropout: float) -> list[nn.Module]:
     ]
 
 
-def _ours(widths: tuple[int, ...], dropout: float) -> list[nn.Module]:
+def _ours(widths: tuple[int, ...], dropout: float, separable: int = 0) -> list[nn.Module]:
     """This project's own: three valid 3x3 convs at full resolution (where an extra channel is
     cheapest), one max-pool, a 1x1 squeeze, three more 3x3 convs, GAP and a 1x1 classifier.
-    conv-BN-ReLU(-dropout) throughout; no conv biases (BatchNorm right after makes them moot)."""
+    conv-BN-ReLU(-dropout) throughout; no conv biases (BatchNorm right after makes them moot).
+    `separable`: the last N of the five 3x3 convs after the first are depthwise 3x3 + 1x1."""
     conv = functools.partial(block, dropout=dropout, order="brd", bias=False)
+
+    def conv3(cin: int, cout: int, pad: int, index: int) -> nn.Sequential:
+        if index < 5 - separable:
+            return conv(cin, cout, 3, pad)
+        return nn.Sequential(nn.Conv2d(cin, cin, 3, padding=pad, groups=cin, bias=False),
+                             *conv(cin, cout, 1, 0))
+
     c1, c2, c3, c4, c5, c6, c7 = widths
     return [
         conv(1, c1, 3, 0),        # 26, rf 3
-        conv(c1, c2, 3, 0),       # 24, rf 5
-        conv(c2, c3, 3, 0),       # 22, rf 7
+        conv3(c1, c2, 0, 0),      # 24, rf 5
+        conv3(c2, c3, 0, 1),      # 22, rf 7
         nn.MaxPool2d(2),          # 11, rf 8
         conv(c3, c4, 1, 0),       # 11, rf 8
-        conv(c4, c5, 3, 0),       # 9, rf 12
-        conv(c5, c6, 3, 0),       # 7, rf 16
-        conv(c6, c7, 3, 1),       # 7, rf 20
+        conv3(c4, c5, 0, 2),      # 9, rf 12
+        conv3(c5, c6, 0, 3),      # 7, rf 16
+        conv3(c6, c7, 1, 4),      # 7, rf 20
         nn.AdaptiveAvgPool2d(1),  # 1
         nn.Conv2d(c7, 10, 1),     # 1
         *head(),
@@ -214,6 +222,11 @@ def ours_wide(dropout: float) -> list[nn.Module]:
     return _ours((10, 12, 14, 10, 12, 14, 16), dropout)
 
 
+def parse_widths(text: str) -> tuple[int, ...]:
+    """'8-10-12-8-12-14-14' -> the seven channel counts of the `ours` family."""
+    return tuple(int(w) for w in text.split("-"))
+
+
 ARCHITECTURES: dict[str, Callable[[float], list[nn.Module]]] = {
     "writeup004": writeup004,
     "writeup000": writeup000,
@@ -226,13 +239,25 @@ ARCHITECTURES: dict[str, Callable[[float], list[nn.Module]]] = {
     "ours_narrow": ours_narrow,
     "ours_wide": ours_wide,
 }
+FAMILY = "ours"  # the parameterized family: channels from the recipe's `widths` and `separable`
+ARCH_NAMES = (*ARCHITECTURES, FAMILY)
 
 
 def build_model(arch: str, dropout: float = 0.0, mean: float = MNIST_MEAN,
-                std: float = MNIST_STD) -> nn.Sequential:
-    if arch not in ARCHITECTURES:
-        raise UserError(f"unknown architecture {arch!r}; registered: {', '.join(ARCHITECTURES)}")
-    return nn.Sequential(Normalize(mean, std), *ARCHITECTURES[arch](dropout))
+                std: float = MNIST_STD, widths: str | None = None,
+                separable: int | None = None) -> nn.Sequential:
+    if arch not in ARCH_NAMES:
+        raise UserError(f"unknown architecture {arch!r}; registered: {', '.join(ARCH_NAMES)}")
+    if arch == FAMILY:
+        layers = _ours(parse_widths(widths), dropout, separable or 0)
+    else:
+        layers = ARCHITECTURES[arch](dropout)
+    return nn.Sequential(Normalize(mean, std), *layers)
+
+
+def model_for(recipe, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> nn.Sequential:
+    """The recipe's network, untrained (weights from the current torch seed)."""
+    return build_model(recipe.arch, recipe.dropout, mean, std, recipe.widths, recipe.separable)
 
 
 def count_params(model: nn.Module) -> int:
@@ -273,7 +298,7 @@ def load_model(path: Path | str) -> nn.Module:
                         f"{CHECKPOINT_FORMAT}; {retrain}")
     try:
         recipe = make_recipe(ckpt["recipe"], where="recipe.")
-        model = build_model(recipe.arch, recipe.dropout)
+        model = model_for(recipe)
     except UserError as e:
         raise UserError(f"{path}: its recipe is not valid ({e}); {retrain}") from None
     theirs, ours = ckpt["state_dict"], model.state_dict()

@@ -38,6 +38,13 @@ def _onecycle(r: Mapping) -> bool:
     return r["scheduler"] == "onecycle"
 
 
+def _family(r: Mapping) -> bool:
+    return r["arch"] == "ours"
+
+
+WIDTHS = re.compile(r"([1-9][0-9]?)(-[1-9][0-9]?){6}")  # seven channel counts, 1-99
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -50,6 +57,13 @@ class Key:
 
 
 KEYS: tuple[Key, ...] = (
+    Key("widths", str, "seven channel counts 1-99 joined by '-', e.g. 8-10-12-8-12-14-14",
+        lambda v: WIDTHS.fullmatch(v) is not None,
+        "channels of the ours family's seven convs: three 3x3 at full resolution, max-pool, "
+        "a 1x1 squeeze, three 3x3", _family, "arch is ours"),
+    Key("separable", int, "an integer in [0, 5]", lambda v: 0 <= v <= 5,
+        "how many of the last five 3x3 convs are depthwise 3x3 + 1x1 (fewer parameters)",
+        _family, "arch is ours"),
     Key("seed", int, "an integer in [0, 2**32)", lambda v: 0 <= v < MAX_SEED,
         "seeds weight init, shuffling, dropout and augmentation"),
     Key("seeds", int, "an integer in [1, 100]", lambda v: 1 <= v <= 100,
@@ -91,6 +105,9 @@ KEYS: tuple[Key, ...] = (
         lambda r: r["scheduler"] == "plateau", "plateau"),
     Key("max_lr", float, "a number > 0", lambda v: v > 0, "peak learning rate",
         _onecycle, "onecycle"),
+    Key("ema", float, "a number in [0, 1)", lambda v: 0 <= v < 1,
+        "decay of a running average of the weights, updated every step; the per-epoch numbers "
+        "and the checkpoint use the average; 0 = off"),
     Key("dropout", float, "a number in [0, 1)", lambda v: 0 <= v < 1,
         "dropout probability at the architecture's dropout layers"),
     Key("rotation", float, "a number of degrees in [0, 180]", lambda v: 0 <= v <= 180,
@@ -151,7 +168,7 @@ def make_recipe(values: Mapping[str, Any], where: str = "") -> Recipe:
     arch = values.get("arch")
     if not isinstance(arch, str):
         raise ParamsError(f"{where}arch = {arch!r}: must name a registered architecture")
-    full = {k: check_value(where, k, values[k]) for k in SPEC if k in values}
+    full = {"arch": arch, **{k: check_value(where, k, values[k]) for k in SPEC if k in values}}
     always = [k.name for k in KEYS if k.applies is None and k.name not in full]
     if always:
         raise ParamsError(f"{where}{always[0]}: missing")
@@ -184,12 +201,19 @@ class Variant:
 class Params:
     mirrors: tuple[str, ...]
     variants: dict[str, Variant]
+    screen: dict[str, Variant] = dataclasses.field(default_factory=dict)  # selection candidates
 
     def variant(self, name: str) -> Variant:
         if name not in self.variants:
             raise ParamsError(
                 f"unknown variant {name!r}; params.yaml defines: {', '.join(self.variants)}")
         return self.variants[name]
+
+    def candidate(self, name: str) -> Variant:
+        if name not in self.screen:
+            raise ParamsError(f"unknown screen candidate {name!r}; params.yaml's screen: "
+                              f"defines: {', '.join(self.screen) or 'none'}")
+        return self.screen[name]
 
 
 def unknown_keys(where: str, keys: set, allowed: set[str]) -> None:
@@ -201,24 +225,26 @@ def unknown_keys(where: str, keys: set, allowed: set[str]) -> None:
             f"{where}{bad[0]}: unknown key; {hint}allowed: {', '.join(sorted(allowed))}")
 
 
-def check_variant_name(name: Any) -> str:
+def check_variant_name(name: Any, section: str = "variants") -> str:
     if not (isinstance(name, str) and VARIANT_NAME.fullmatch(name)):
-        raise ParamsError(f"variants.{name!r}: a variant name is a letter, then up to 31 letters, "
+        kind = "variant" if section == "variants" else "candidate"
+        raise ParamsError(f"{section}.{name!r}: a {kind} name is a letter, then up to 31 letters, "
                           "digits or '_' (it becomes a DVC stage name and a command argument)")
     return name
 
 
-def resolve_variant(name: str, entry: Any, defaults: dict[str, Any]) -> Variant:
-    from mnist_iter.models import ARCHITECTURES  # the registry; imported late to keep this light
+def resolve_variant(name: str, entry: Any, defaults: dict[str, Any],
+                    section: str = "variants") -> Variant:
+    from mnist_iter.models import ARCH_NAMES  # the registry; imported late to keep this light
 
-    where = f"variants.{name}."
+    where = f"{section}.{name}."
     if not isinstance(entry, dict):
-        raise ParamsError(f"variants.{name} = {entry!r}: must be a mapping with at least 'arch'")
+        raise ParamsError(f"{section}.{name} = {entry!r}: must be a mapping with at least 'arch'")
     unknown_keys(where, set(entry), set(SPEC) | set(VARIANT_ONLY))
     arch = entry.get("arch")
-    if arch not in ARCHITECTURES:
+    if arch not in ARCH_NAMES:
         raise ParamsError(f"{where}arch = {arch!r}: unknown architecture; "
-                          f"registered: {', '.join(ARCHITECTURES)}")
+                          f"registered: {', '.join(ARCH_NAMES)}")
     recipe = make_recipe({"arch": arch, **defaults, **{k: v for k, v in entry.items() if k in SPEC}},
                          where)
     reported = entry.get("reported")
@@ -235,7 +261,7 @@ def resolve_variant(name: str, entry: Any, defaults: dict[str, Any]) -> Variant:
 def parse_params(raw: Any) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError("params.yaml: must be a mapping of keys to values")
-    unknown_keys("", set(raw), set(SPEC) | {"data", "variants"})
+    unknown_keys("", set(raw), set(SPEC) | {"data", "variants", "screen"})
     missing = [k.name for k in KEYS if k.name not in raw]
     if missing:
         raise ParamsError(f"{missing[0]}: missing top-level default; every recipe key needs one")
@@ -253,7 +279,25 @@ def parse_params(raw: Any) -> Params:
         if variant.improves_on is not None and variant.improves_on not in resolved:
             raise ParamsError(f"variants.{variant.name}.improves_on = {variant.improves_on!r}: "
                               f"must name another variant ({', '.join(resolved)})")
-    return Params(tuple(mirrors), resolved)
+    return Params(tuple(mirrors), resolved, parse_screen(raw.get("screen") or {}, defaults))
+
+
+def parse_screen(entries: Any, defaults: dict[str, Any]) -> dict[str, Variant]:
+    """The selection candidates: recipes measured on held-out training images only."""
+    if not isinstance(entries, dict):
+        raise ParamsError(f"screen = {entries!r}: must map each candidate name to its entry")
+    screen = {}
+    for name, entry in entries.items():
+        candidate = resolve_variant(check_variant_name(name, "screen"), entry, defaults, "screen")
+        recipe = candidate.recipe
+        if recipe.val_size == 0:
+            raise ParamsError(f"screen.{name}.val_size = 0: a candidate is measured on held-out "
+                              "training images, never on the test set; set val_size > 0")
+        if recipe.plateau_on == "test":
+            raise ParamsError(f"screen.{name}.plateau_on = 'test': a candidate never reads the "
+                              "test set; use val")
+        screen[name] = candidate
+    return screen
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -12,9 +12,10 @@ TARGET_ACC, TARGET_PARAMS, TARGET_EPOCHS = 99.4, 8000, 15  # the write-ups' goal
 TEST_IMAGES = 10_000
 
 
-def test_curves(runs: pd.DataFrame) -> pd.DataFrame:
-    """Test accuracy (%) with one row per epoch and one column per seed."""
-    return runs.pivot(index="epoch", columns="seed", values="test_acc")
+def test_curves(runs: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Accuracy (%) on `split` (test, or val for a selection run) with one row per epoch and
+    one column per seed."""
+    return runs.pivot(index="epoch", columns="seed", values=f"{split}_acc")
 
 
 def ci_halfwidth(values: list[float] | pd.Series, level: float = 0.95) -> float | None:
@@ -82,6 +83,17 @@ def mcnemar(right_after: pd.Series, right_before: pd.Series) -> dict:
     lost = int((~right_after & right_before).sum())
     p = stats.binomtest(min(gained, lost), gained + lost, 0.5).pvalue if gained + lost else 1.0
     return {"gained": gained, "lost": lost, "p": float(p)}
+
+
+def held_out(runs: pd.DataFrame, params: int) -> dict:
+    """A selection run on its validation images: final and last-3 accuracy (mean over seeds),
+    the worst of the seed x last-3 numbers. The metrics file of a screen candidate."""
+    curves = test_curves(runs, "val")
+    tail = curves.tail(LAST)
+    return {"val_last3": round(float(tail.mean().mean()), 3),
+            "val_worst3": round(float(tail.to_numpy().min()), 3),
+            "val_acc": round(float(curves.iloc[-1].mean()), 3),
+            "params": params, "seeds": int(curves.shape[1])}
 
 
 def sampling_sd(acc: float, images: int = TEST_IMAGES) -> float:

@@ -16,7 +16,11 @@ def main() -> None:
     with outputs() as out:
         for name, variant in params.variants.items():
             out.json(CONFIG_DIR / f"{name}.json", variant.recipe.to_dict())
+        for name, candidate in params.screen.items():
+            out.json(CONFIG_DIR / "screen" / f"{name}.json", candidate.recipe.to_dict())
     print(f"{len(params.variants)} variants: {', '.join(params.variants)}")
+    if params.screen:
+        print(f"{len(params.screen)} screen candidates: {', '.join(params.screen)}")
 
 
 if __name__ == "__main__":

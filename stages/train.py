@@ -18,7 +18,7 @@ from mnist_iter.data import load_data
 from mnist_iter.device import device_name, pick_device, pick_speedups
 from mnist_iter.engine import seed_recipes, train_seed
 from mnist_iter.lanes import lane_count, run_seeds
-from mnist_iter.models import build_model, checkpoint_content, count_params
+from mnist_iter.models import checkpoint_content, count_params, model_for
 from mnist_iter.recipe import load_params
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     runs = pd.DataFrame([{"seed": r.seed, **row} for r, (_, history) in zip(recipes, results)
                          for row in history])
-    model = build_model(recipe.arch, recipe.dropout, data["mean"], data["std"])
+    model = model_for(recipe, data["mean"], data["std"])
     model.load_state_dict(results[0][0])
     with files.outputs() as out:
         pd.DataFrame(results[0][1]).to_csv(out.path(out_dir / "history.csv"), index=False,

@@ -46,7 +46,8 @@ def small_params(variants: dict | None = None, **top) -> dict:
                 "step": 2, "gamma": 0.2, "step_start": 1, "patience": 2, "factor": 0.1,
                 "plateau_on": "val", "max_lr": 0.1, "dropout": 0.05, "rotation": 7.0,
                 "scale": 0.0, "translate": 0.0, "fill": 0.0, "device": "cpu",
-                "compile": "none", "amp": False}
+                "compile": "none", "amp": False, "widths": "4-4-4-4-4-4-4", "separable": 0,
+                "ema": 0.0}
     assert set(defaults) == {k.name for k in KEYS}
     raw = {"data": {"mirrors": []}, **defaults, **top}
     raw["variants"] = variants if variants is not None else {

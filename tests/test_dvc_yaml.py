@@ -19,7 +19,7 @@ def test_no_variant_is_named_in_dvc_yaml():
 
 
 def test_top_level_metrics_and_plots_only():
-    assert DVC["metrics"] == ["reports/metrics", "reports/headline.json"]
+    assert DVC["metrics"] == ["reports/metrics", "reports/headline.json", "reports/screen"]
     for stage in DVC["stages"].values():
         body = stage.get("do", stage)
         assert "metrics" not in body and "plots" not in body
@@ -63,6 +63,7 @@ PLUMBING = {"mnist_iter.cli", "mnist_iter.files"}  # words and file moves, not n
 # data/mnist.pt is a dep; download reads data.mirrors only (a params dep)
 COVERED = {"train": {"mnist_iter.recipe", "mnist_iter.data"},
            "evaluate": {"mnist_iter.recipe", "mnist_iter.data"},
+           "screen": {"mnist_iter.recipe", "mnist_iter.data"},
            "report": {"mnist_iter.recipe", "mnist_iter.models"},
            "download": {"mnist_iter.recipe", "mnist_iter.models"}}
 
