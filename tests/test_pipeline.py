@@ -29,7 +29,7 @@ BIN = Path(sys.executable).parent
 
 def tiny_params(raw: dict) -> dict:
     raw["epochs"], raw["train_subset"], raw["seeds"] = 1, 1000, 1
-    for entry in raw["variants"].values():
+    for entry in [*raw["variants"].values(), *raw.get("screen", {}).values()]:
         entry.pop("train_subset", None)
         entry.pop("seeds", None)
         if "epochs" in entry:
