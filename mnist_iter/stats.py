@@ -87,13 +87,14 @@ def mcnemar(right_after: pd.Series, right_before: pd.Series) -> dict:
 
 def held_out(runs: pd.DataFrame, params: int) -> dict:
     """A selection run on its validation images: final and last-3 accuracy (mean over seeds),
-    the worst of the seed x last-3 numbers. The metrics file of a screen candidate."""
+    the worst of the seed x last-3 numbers. The metrics file of a screen candidate; its size is
+    `weights`, a key no other metrics file has, so `dvc exp show` names it without a path."""
     curves = test_curves(runs, "val")
     tail = curves.tail(LAST)
     return {"val_last3": round(float(tail.mean().mean()), 3),
             "val_worst3": round(float(tail.to_numpy().min()), 3),
             "val_acc": round(float(curves.iloc[-1].mean()), 3),
-            "params": params, "seeds": int(curves.shape[1])}
+            "weights": params, "seeds": int(curves.shape[1])}
 
 
 def sampling_sd(acc: float, images: int = TEST_IMAGES) -> float:

@@ -47,7 +47,7 @@ def main() -> None:
     with files.outputs() as out:
         runs.to_csv(out.path(runs_file), index=False, float_format="%.6g")
         out.json(metrics, summary)
-    print(f"{name}: {summary['params']:,} params, validation last-3 {summary['val_last3']:.2f}%, "
+    print(f"{name}: {summary['weights']:,} params, validation last-3 {summary['val_last3']:.2f}%, "
           f"worst {summary['val_worst3']:.2f}%, final {summary['val_acc']:.2f}%")
 
 

@@ -140,7 +140,7 @@ def test_screen_candidates_measure_on_held_out_images_only(project):
     for name in yaml.safe_load((ROOT / "params.yaml").read_text())["screen"]:
         assert f"Running stage 'screen@{name}'" in project.repro.stdout
         summary = project.read_json(f"reports/screen/{name}.json")
-        assert {"val_last3", "val_worst3", "val_acc", "params", "minutes"} <= set(summary)
+        assert {"val_last3", "val_worst3", "val_acc", "weights", "minutes"} <= set(summary)
         runs = pd.read_csv(project.path / f"reports/screen_runs/{name}.csv")
         assert "val_acc" in runs and not any(c.startswith("test_") for c in runs)
         assert not any("test" in key for key in summary)

@@ -105,7 +105,7 @@ def test_a_selection_run_has_no_test_set(mnist_data, recipe):
     assert not any(k.startswith("test_") for k in history[0])
     runs = pd.DataFrame([{"seed": 1, **row} for row in history])
     summary = held_out(runs, 123)
-    assert summary["params"] == 123 and summary["seeds"] == 1
+    assert summary["weights"] == 123 and summary["seeds"] == 1
     assert summary["val_worst3"] <= summary["val_last3"]
 
 
