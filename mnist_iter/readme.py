@@ -14,13 +14,17 @@ from mnist_iter.files import REPORTS, outputs
 from mnist_iter.recipe import params_table
 
 
-def markdown_table(path: Path) -> list[str]:
+def markdown_table(path: Path, lead: bool = False) -> list[str]:
+    """The table of a report file; with `lead`, the line right above it too (the summary's
+    sentence on where the variants trained) and a blank line."""
     if not path.exists():
         raise UserError(f"{path} not found: run `dvc repro` (or `dvc pull`) first")
-    table = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    lines = path.read_text().splitlines()
+    table = [line for line in lines if line.startswith("|")]
     if not table:
         raise UserError(f"{path} holds no markdown table: run `dvc repro` to rewrite it")
-    return table
+    above = [line for line in lines[:lines.index(table[0])] if line.strip()]
+    return ([above[-1], ""] if lead and above else []) + table
 
 
 def replace_block(lines: list[str], name: str, block: list[str], readme: Path) -> list[str]:
@@ -35,7 +39,7 @@ def replace_block(lines: list[str], name: str, block: list[str], readme: Path) -
 
 def update_readme(readme: Path, reports: Path = REPORTS) -> None:
     lines = readme.read_text().splitlines()
-    blocks = {"summary": markdown_table(reports / "summary.md"),
+    blocks = {"summary": markdown_table(reports / "summary.md", lead=True),
               "verdicts": markdown_table(reports / "verdicts.md"),
               "params": params_table().splitlines()}
     for name, block in blocks.items():

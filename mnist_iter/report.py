@@ -22,6 +22,7 @@ class Result:
     runs: pd.DataFrame  # every seed's rows: seed, epoch, lr, train/test loss and accuracy, ...
     predictions: pd.DataFrame  # the first seed's checkpoint on the test images: actual, predicted
     summary: dict
+    machine: str  # where its seeds trained: CPU or GPU name, arithmetic (fp32, bf16, ...)
 
     @property
     def group(self) -> str:
@@ -32,7 +33,8 @@ class Result:
 def read_result(variant: Variant) -> Result:
     """A variant's committed per-seed files; a missing or damaged one is one line naming it."""
     train, evaluation = files.train_dir(variant.name), files.eval_dir(variant.name)
-    paths = {"runs": train / "runs.csv", "eval": evaluation / "metrics.json",
+    paths = {"runs": train / "runs.csv", "train": train / "metrics.json",
+             "eval": evaluation / "metrics.json",
              "predictions": files.confusion_file(variant.name)}
     try:
         runs = pd.read_csv(paths["runs"])
@@ -48,6 +50,8 @@ def read_result(variant: Variant) -> Result:
         if len(labels) != test_images or not labels.isin(range(10)).all(axis=None):
             raise ValueError(f"{paths['predictions']}: not {test_images:,} rows of digits 0-9")
         summary = stats.summarize(runs, int(params))
+        trained = json.loads(paths["train"].read_text())
+        machine = f"{trained['device_name'].strip()}, {trained['arithmetic']}"
     except FileNotFoundError as e:
         raise DataError(f"{e.filename}: missing; `dvc repro` trains and evaluates "
                         f"{variant.name}") from None
@@ -56,7 +60,7 @@ def read_result(variant: Variant) -> Result:
         first = (str(e).splitlines() or [type(e).__name__])[0][:120]
         raise DataError(f"{variant.name}: a report file is damaged ({first}); "
                         f"`dvc repro -f train@{variant.name}` writes it again") from None
-    return Result(variant, runs, predictions, summary)
+    return Result(variant, runs, predictions, summary, machine)
 
 
 def _pm(summary: dict, key: str, digits: int = 2) -> str:
@@ -92,17 +96,35 @@ def summary_table(results: list[Result]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def machines(results: list[Result]) -> str:
+    """Where the variants trained, one sentence; says so loudly when they did not all train on
+    one machine in one arithmetic (then a difference may be the machine's)."""
+    by_machine: dict[str, list[str]] = {}
+    for result in results:
+        by_machine.setdefault(result.machine, []).append(result.variant.name)
+    if len(by_machine) == 1:
+        return f"Every variant trained on {next(iter(by_machine))}."
+    parts = "; ".join(f"{m}: {', '.join(names)}" for m, names in by_machine.items())
+    return (f"**Mixed machines** — compare across them with care (verdicts between two are "
+            f"marked): {parts}.")
+
+
 def verdicts(results: list[Result], pairs: list[tuple[str, str]]) -> list[dict]:
     """(after, before) pairs -> the difference of mean final accuracy with Welch's 95% CI and a
-    verdict, plus McNemar's exact test on the first seeds' predictions."""
+    verdict, plus McNemar's exact test on the first seeds' predictions. A pair that trained on
+    different machines or arithmetic says so in its verdict."""
     by_name = {r.variant.name: r for r in results}
     rows = []
     for after, before in pairs:
         a, b = by_name[after], by_name[before]
         finals = [stats.test_curves(r.runs).iloc[-1].tolist() for r in (a, b)]
         right = [r.predictions["actual"] == r.predictions["predicted"] for r in (a, b)]
-        rows.append({"after": after, "before": before, "seeds": [len(f) for f in finals],
-                     **stats.welch(*finals), "mcnemar": stats.mcnemar(*right)})
+        row = {"after": after, "before": before, "seeds": [len(f) for f in finals],
+               **stats.welch(*finals), "mcnemar": stats.mcnemar(*right),
+               "same_machine": a.machine == b.machine}
+        if not row["same_machine"]:
+            row["verdict"] += " (different machines)"
+        rows.append(row)
     return rows
 
 

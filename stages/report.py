@@ -33,7 +33,8 @@ def main() -> None:
         out.json(REPORTS / "headline.json", {r.variant.name: round(r.summary["last3"], 2)
                                        for r in results})
         table = report.summary_table(results).to_markdown(index=False, disable_numparse=True)
-        out.text(REPORTS / "summary.md", f"# Summary\n\n{INTRO}\n\n{table}\n")
+        out.text(REPORTS / "summary.md",
+                 f"# Summary\n\n{INTRO}\n\n{report.machines(results)}\n\n{table}\n")
         out.text(REPORTS / "verdicts.md", "# Iteration verdicts\n\nEach step against the variant it "
                  "improves on: the difference of mean final accuracy with Welch's 95% interval "
                  "over seeds (better / worse where it excludes 0, can't tell otherwise), and "

@@ -94,13 +94,16 @@ def readme_with_markers(path):
 
 def test_update_readme_replaces_only_the_tables(tmp_path):
     for name in ("summary", "verdicts"):
-        (tmp_path / f"{name}.md").write_text(f"# {name}\n\nwords\n\n| {name} |\n|---|\n| 1 |\n")
+        (tmp_path / f"{name}.md").write_text(f"# {name}\n\nwords\n\nwhere {name} trained\n\n"
+                                             f"| {name} |\n|---|\n| 1 |\n")
     readme = tmp_path / "README.md"
     readme_with_markers(readme)
     update_readme(readme, tmp_path)
     text = readme.read_text()
-    assert text.startswith("intro\n<!-- summary:start -->\n| summary |\n|---|\n| 1 |\n"
-                           "<!-- summary:end -->\nmid\n")
+    # the summary brings the line above its table (where the variants trained), verdicts do not
+    assert text.startswith("intro\n<!-- summary:start -->\nwhere summary trained\n\n"
+                           "| summary |\n|---|\n| 1 |\n<!-- summary:end -->\nmid\n")
+    assert "where verdicts trained" not in text
     assert "| verdicts |" in text and params_table() in text and "| old |" not in text
 
 
@@ -141,3 +144,25 @@ def test_params_chart_names_every_point_without_overlaps(tmp_path, monkeypatch):
     assert set(labels) == {"a", "b", "c, d", "e"}
     boxes = list(labels.values())
     assert not any(p.overlaps(q) for i, p in enumerate(boxes) for q in boxes[i + 1:]), labels
+
+
+def _result(name: str, machine: str, finals: list[float], improves_on: str | None = None):
+    variant = parse_params(small_params()).variant("first")
+    variant = dataclasses.replace(variant, name=name, improves_on=improves_on)
+    runs = runs_from({seed: [99.0, acc] for seed, acc in enumerate(finals, 1)})
+    predictions = pd.DataFrame({"actual": [1, 2, 3], "predicted": [1, 2, 0]})
+    return report.Result(variant, runs, predictions, stats.summarize(runs, 7000), machine)
+
+
+def test_results_from_several_machines_are_said_and_their_verdicts_marked():
+    epyc, xeon = "AMD EPYC, fp32", "Intel Xeon, bf16"
+    a, b, c = (_result("a", epyc, [99.2, 99.25, 99.3]),
+               _result("b", epyc, [99.5, 99.6, 99.55], "a"),
+               _result("c", xeon, [99.5, 99.6, 99.55], "b"))
+    assert report.machines([a, b]) == "Every variant trained on AMD EPYC, fp32."
+    mixed = report.machines([a, b, c])
+    assert mixed.startswith("**Mixed machines**") and "AMD EPYC, fp32: a, b" in mixed
+    assert "Intel Xeon, bf16: c" in mixed
+    same, across = report.verdicts([a, b, c], [("b", "a"), ("c", "b")])
+    assert (same["verdict"], same["same_machine"]) == ("better", True)
+    assert across["verdict"] == "can't tell (different machines)" and not across["same_machine"]
