@@ -297,6 +297,10 @@ def parse_screen(entries: Any, defaults: dict[str, Any]) -> dict[str, Variant]:
             raise ParamsError(f"screen.{name}.plateau_on = 'test': a candidate never reads the "
                               "test set; use val")
         screen[name] = candidate
+    for candidate in screen.values():
+        if candidate.improves_on is not None and candidate.improves_on not in screen:
+            raise ParamsError(f"screen.{candidate.name}.improves_on = {candidate.improves_on!r}: "
+                              f"must name another candidate ({', '.join(screen)})")
     return screen
 
 

@@ -147,6 +147,74 @@ def verdicts_markdown(rows: list[dict]) -> str:
     return table.to_markdown(index=False, disable_numparse=True) if rows else "(no pairs)"
 
 
+def read_candidate(candidate: Variant) -> tuple[pd.DataFrame, int]:
+    """A screen candidate's per-seed epochs and parameter count; a missing or damaged file is
+    one line naming it."""
+    path, metrics = files.screen_runs(candidate.name), files.screen_metrics(candidate.name)
+    try:
+        runs = pd.read_csv(path)
+        if not {"seed", "epoch", "val_acc"} <= set(runs.columns) or runs.empty:
+            raise ValueError(f"{path}: lacks columns seed, epoch, val_acc")
+        weights = int(json.loads(metrics.read_text())["weights"])
+    except FileNotFoundError as e:
+        raise DataError(f"{e.filename}: missing; `dvc repro screen@{candidate.name}` "
+                        "runs it") from None
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError,
+            pd.errors.ParserError) as e:
+        first = f"no key {e}" if isinstance(e, KeyError) else \
+            (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise DataError(f"{candidate.name}: a screen file is damaged ({first}); "
+                        f"`dvc repro -f screen@{candidate.name}` writes it again") from None
+    return runs, weights
+
+
+def network(recipe) -> str:
+    """'ours 8-12-16-12-20-20-24, 3 separable' or the registered architecture's name."""
+    if recipe.widths is None:
+        return recipe.arch
+    return f"{recipe.arch} {recipe.widths}" + (f", {recipe.separable} separable"
+                                               if recipe.separable else "")
+
+
+def recipe_changes(recipe, base) -> str:
+    """What a candidate changes from the one it is a step from: 'separable 3 → 0, ema 0 → 0.999'."""
+    mine, theirs = recipe.to_dict(), base.to_dict()
+    keys = [k for k in {**theirs, **mine} if k not in ("seed", "seeds")
+            and mine.get(k) != theirs.get(k)]
+    return ", ".join(f"{k} {theirs.get(k, '—')} → {mine.get(k, '—')}" for k in keys) or "nothing"
+
+
+def search_table(candidates: dict[str, Variant], runs: dict[str, pd.DataFrame],
+                 params: dict[str, int]) -> pd.DataFrame:
+    """The screen candidates on their held-out images: final and last-3 validation accuracy
+    over seeds, the worst seed x last-3 number, and for a candidate that `improves_on` another
+    (an ablation: one change at a time) the difference of mean final accuracy with Welch's 95%
+    interval and a verdict."""
+    rows = []
+    for name, candidate in candidates.items():
+        curves = stats.test_curves(runs[name], "val")
+        final, last3 = curves.iloc[-1], curves.tail(stats.LAST).mean()
+        summary = {"test_acc": float(final.mean()), "test_acc_sd": stats.sd(final),
+                   "last3": float(last3.mean()), "last3_sd": stats.sd(last3)}
+        row = {"candidate": name, "network": network(candidate.recipe),
+               "params": f"{params[name]:,}", "seeds": curves.shape[1],
+               "val final %": _pm(summary, "test_acc"), "val last-3 %": _pm(summary, "last3"),
+               "worst": f"{curves.tail(stats.LAST).to_numpy().min():.2f}",
+               "step": "", "Δ final (95% CI)": "", "verdict": ""}
+        base = candidate.improves_on
+        if base is not None:
+            test = stats.welch(final.tolist(),
+                               stats.test_curves(runs[base], "val").iloc[-1].tolist())
+            interval = ("" if test["ci_low"] is None
+                        else f" ({test['ci_low']:+.2f} to {test['ci_high']:+.2f})")
+            row |= {"step": f"from {base}: "
+                            f"{recipe_changes(candidate.recipe, candidates[base].recipe)}",
+                    "Δ final (95% CI)": f"{test['diff']:+.2f}{interval}",
+                    "verdict": test["verdict"]}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def dvc_metrics(summary: dict) -> dict:
     """The per-variant metrics file: few, short keys, so `dvc metrics show` is one row a
     variant that fits 120 columns. Accuracies in percent."""

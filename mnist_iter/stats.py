@@ -27,7 +27,7 @@ def ci_halfwidth(values: list[float] | pd.Series, level: float = 0.95) -> float 
     return float(stats.t.ppf((1 + level) / 2, len(values) - 1) * sem) if sem > 0 else 0.0
 
 
-def _sd(values: pd.Series) -> float | None:
+def sd(values: pd.Series) -> float | None:
     return float(values.std()) if len(values) > 1 else None
 
 
@@ -43,8 +43,8 @@ def summarize(runs: pd.DataFrame, params: int) -> dict:
         "seeds": curves.shape[1],
         "epochs": int(curves.index[-1]),
         "params": params,
-        "test_acc": float(final.mean()), "test_acc_sd": _sd(final), "test_acc_ci": ci_halfwidth(final),
-        "last3": float(last3.mean()), "last3_sd": _sd(last3), "last3_ci": ci_halfwidth(last3),
+        "test_acc": float(final.mean()), "test_acc_sd": sd(final), "test_acc_ci": ci_halfwidth(final),
+        "last3": float(last3.mean()), "last3_sd": sd(last3), "last3_ci": ci_halfwidth(last3),
         "worst3": float(tail.min()),
         "held3": int((tail >= TARGET_ACC - 1e-9).sum()), "of3": int(tail.size),
         "best_test_acc": float(mean_curve.max()), "best_epoch": int(mean_curve.idxmax()),

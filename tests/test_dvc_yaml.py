@@ -65,6 +65,7 @@ COVERED = {"train": {"mnist_iter.recipe", "mnist_iter.data"},
            "evaluate": {"mnist_iter.recipe", "mnist_iter.data"},
            "screen": {"mnist_iter.recipe", "mnist_iter.data"},
            "report": {"mnist_iter.recipe", "mnist_iter.models"},
+           "search": {"mnist_iter.recipe", "mnist_iter.models"},
            "download": {"mnist_iter.recipe", "mnist_iter.models"}}
 
 

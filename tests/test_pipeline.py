@@ -144,6 +144,8 @@ def test_screen_candidates_measure_on_held_out_images_only(project):
         runs = pd.read_csv(project.path / f"reports/screen_runs/{name}.csv")
         assert "val_acc" in runs and not any(c.startswith("test_") for c in runs)
         assert not any("test" in key for key in summary)
+        assert f"| {name} " in (project.path / "reports/search.md").read_text()
+    assert "Running stage 'search'" in project.repro.stdout
 
 
 def test_several_seeds(project):

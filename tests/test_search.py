@@ -138,3 +138,59 @@ def test_bad_screen_candidate_name_is_one_line():
     raw["screen"] = {"a b": {"arch": "ours", "val_size": 100}}
     with pytest.raises(ParamsError, match="a candidate name is"):
         parse_params(raw)
+
+
+def _val_runs(finals: list[float]) -> pd.DataFrame:
+    return pd.DataFrame([{"seed": seed, "epoch": epoch, "val_acc": acc - (3 - epoch) * 0.1}
+                         for seed, acc in enumerate(finals, 1) for epoch in (1, 2, 3)])
+
+
+def test_search_table_says_what_each_ablation_changed_and_whether_it_mattered():
+    from mnist_iter.report import search_table
+
+    raw = small_params()
+    raw["screen"] = {
+        "best": {"arch": "ours", "widths": "8-12-16-12-20-20-24", "separable": 3,
+                 "val_size": 1000, "seeds": 3},
+        "no_sep": {"arch": "ours", "widths": "8-12-16-12-20-20-24", "val_size": 1000,
+                   "seeds": 3, "improves_on": "best"},
+        "ema": {"arch": "ours", "widths": "8-12-16-12-20-20-24", "separable": 3, "ema": 0.99,
+                "val_size": 1000, "seeds": 3, "improves_on": "best"},
+    }
+    candidates = parse_params(raw).screen
+    runs = {"best": _val_runs([99.40, 99.42, 99.38]), "no_sep": _val_runs([99.20, 99.22, 99.18]),
+            "ema": _val_runs([99.41, 99.37, 99.40])}
+    table = search_table(candidates, runs, {"best": 4918, "no_sep": 7000, "ema": 4918})
+    rows = table.set_index("candidate")
+    assert rows.loc["best", "network"] == "ours 8-12-16-12-20-20-24, 3 separable"
+    assert rows.loc["best", "val final %"] == "99.40 ± 0.02" and rows.loc["best", "worst"] == "99.18"
+    assert rows.loc["best", "verdict"] == "" and rows.loc["best", "params"] == "4,918"
+    assert rows.loc["no_sep", "step"] == "from best: separable 3 → 0"
+    assert rows.loc["no_sep", "verdict"] == "worse"
+    assert rows.loc["no_sep", "Δ final (95% CI)"].startswith("-0.20 (")
+    assert rows.loc["ema", "step"] == "from best: ema 0.0 → 0.99"
+    assert rows.loc["ema", "verdict"] == "can't tell"
+
+
+def test_an_ablation_must_name_another_candidate():
+    raw = small_params()
+    raw["screen"] = {"a": {"arch": "ours", "val_size": 100, "improves_on": "nobody"}}
+    with pytest.raises(ParamsError, match=r"screen.a.improves_on = 'nobody': must name another"):
+        parse_params(raw)
+
+
+def test_a_missing_or_old_screen_file_is_one_line(tmp_path, monkeypatch):
+    from mnist_iter.cli import DataError
+    from mnist_iter.report import read_candidate
+
+    monkeypatch.chdir(tmp_path)
+    raw = small_params()
+    candidate = parse_params(raw).candidate("cand")
+    with pytest.raises(DataError, match=r"cand.csv: missing; `dvc repro screen@cand` runs it"):
+        read_candidate(candidate)
+    (tmp_path / "reports/screen_runs").mkdir(parents=True)
+    (tmp_path / "reports/screen").mkdir()
+    _val_runs([99.4]).to_csv(tmp_path / "reports/screen_runs/cand.csv", index=False)
+    (tmp_path / "reports/screen/cand.json").write_text('{"params": 4918}')  # before 'weights'
+    with pytest.raises(DataError, match=r"damaged \(no key 'weights'\); `dvc repro -f screen@cand`"):
+        read_candidate(candidate)
