@@ -10,6 +10,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from mnist_iter import stats  # noqa: E402
 
+BUDGETS = (4000, 5000, 6000, stats.TARGET_PARAMS)
 PANEL_TITLES = {"002": "write-up 002: iterations 1 → 2 → 3",
                 "003": "write-up 003: steps 1 → 2a → 2b → 2c → 3",
                 "other": "write-ups 004, 000, 001 (one network each)",
@@ -98,10 +99,13 @@ def plot_params(results: list, out, path) -> None:
         ax.vlines(s["params"], s["worst3"], s["last3"], color=color, linewidth=1.5)
         ax.plot(s["params"], s["last3"], "o" if met else "X", color=color, markersize=7)
     ax.axhline(stats.TARGET_ACC, color="black", linestyle="--", linewidth=1)
-    ax.axvline(stats.TARGET_PARAMS, color="gray", linestyle=":", linewidth=1)
     ax.set_xscale("log")
+    for budget in BUDGETS:  # the frontier's parameter budgets
+        ax.axvline(budget, color="gray", linestyle=":", linewidth=1)
+        ax.text(budget, 1.0, f"{budget / 1000:g}k ", rotation=90, ha="right", va="top",
+                fontsize=7, color="gray", transform=ax.get_xaxis_transform(), gid="budget")
     _label_points(ax, results)
-    ax.set(xlabel="parameters (log scale; dotted: 8,000)",
+    ax.set(xlabel="parameters (log scale; dotted: the budgets of 4,000, 5,000, 6,000, 8,000)",
            ylabel="test accuracy (%), last 3 epochs",
            title="Parameters vs accuracy: dot = mean of the last 3 epochs over seeds, line down "
                  "to the worst of them\n(green o: target met on every seed; red x: not)")
