@@ -66,11 +66,10 @@ def rev_column(rev: str | None, name: str | None = None) -> Column:
 
     try:
         with Repo() as repo:
-            shown = repo.metrics.show(revs=None if rev is None else [rev], on_error="raise")
+            # "return": a metrics file this command does not read (reports/screen before any
+            # screen run) must not hide the per-variant files; theirs are raised below
+            shown = repo.metrics.show(revs=None if rev is None else [rev], on_error="return")
         params = _flatten(dvc.api.params_show(rev=rev))
-    except FileNotFoundError:
-        raise UserError(f"{name or rev}: its metrics are not in the DVC cache; `dvc pull` (or "
-                        "`dvc exp pull`) fetches them") from None
     except (DvcException, SCMError, KeyError, ValueError):
         raise UserError(f"unknown revision or experiment {rev!r}; `dvc exp show` lists "
                         "the experiments, `git log` the commits") from None
@@ -78,6 +77,12 @@ def rev_column(rev: str | None, name: str | None = None) -> Column:
     for rev_data in shown.values():
         for path, file_data in rev_data.get("data", {}).items():
             if match := METRIC.match(os.path.relpath(path) if os.path.isabs(path) else path):
+                if isinstance(file_data.get("error"), FileNotFoundError):
+                    raise UserError(f"{name or rev}: its metrics are not in the DVC cache; "
+                                    "`dvc pull` (or `dvc exp pull`) fetches them")
+                if file_data.get("error") is not None:
+                    raise UserError(f"{name or rev}: {path} cannot be read "
+                                    f"({file_data['error']}); re-run `dvc repro report`")
                 metrics[match["variant"]] = file_data.get("data") or {}
     if not metrics:
         raise UserError(f"{name or rev}: has no reports/metrics/<variant>.json (older than "

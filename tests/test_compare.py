@@ -1,5 +1,6 @@
 """`make compare` on a toy DVC project (one stage that writes reports/metrics/<variant>.json
-from params.yaml): which columns it lists, which params it names, and how wide it prints."""
+from params.yaml, and a declared metrics folder that is never written): which columns it lists,
+which params it names, and how wide it prints."""
 from __future__ import annotations
 
 import os
@@ -37,7 +38,10 @@ def toy(tmp_path_factory):
     (path / "params.yaml").write_text("gamma: 0.1\nvariants:\n  a: {lr: 0.1}\n  b: {lr: 0.2}\n")
     (path / "stage.py").write_text(STAGE)
     (path / "dvc.yaml").write_text("stages:\n  s:\n    cmd: python stage.py\n    deps: [stage.py]\n"
-                                   "    params: [gamma, variants]\n    metrics: [reports/metrics]\n")
+                                   "    params: [gamma, variants]\n    metrics: [reports/metrics]\n"
+                                   # declared but never written, like reports/screen before a
+                                   # screen run: compare must not lose the columns to it
+                                   "metrics: [reports/screen]\n")
     run("git", "init", "-q")
     run("dvc", "init", "-q")
     run("dvc", "repro", "-q")
