@@ -26,8 +26,8 @@ compare: $(READY)  ## variants x experiments: workspace, HEAD and HEAD's experim
 bench: $(READY)  ## engine vs the write-ups' DataLoader loop -> benchmarks/results/bench.json
 	python -m benchmarks.bench
 
-readme: $(READY)  ## copy the tables of reports/ into README.md
-	python -m mnist_iter.readme README.md
+readme: $(READY)  ## copy the tables of reports/ into README.md, the recipe keys into docs/parameters.md
+	python -m mnist_iter.readme
 
 venv: $(READY)
 

@@ -1,8 +1,8 @@
-"""Copy the committed tables into README.md between marker comments, recomputing nothing:
-reports/summary.md (results), reports/verdicts.md (verdicts), and the parameter table of
-mnist_iter/recipe.py.
+"""Copy the committed tables between marker comments, recomputing nothing: into README.md,
+reports/summary.md (results) and reports/verdicts.md (verdicts); into docs/parameters.md, the
+parameter table of mnist_iter/recipe.py.
 
-    python -m mnist_iter.readme README.md      (make readme)
+    python -m mnist_iter.readme [README.md [docs/parameters.md]]      (make readme)
 """
 from __future__ import annotations
 
@@ -37,22 +37,33 @@ def replace_block(lines: list[str], name: str, block: list[str], readme: Path) -
     return lines[:first + 1] + block + lines[last:]
 
 
-def update_readme(readme: Path, reports: Path = REPORTS) -> None:
-    lines = readme.read_text().splitlines()
-    blocks = {"summary": markdown_table(reports / "summary.md", lead=True),
-              "verdicts": markdown_table(reports / "verdicts.md"),
-              "params": params_table().splitlines()}
+def fill(path: Path, blocks: dict[str, list[str]]) -> str:
+    if not path.is_file():
+        raise UserError(f"{path} not found: it holds the marker comments the tables go between")
+    lines = path.read_text().splitlines()
     for name, block in blocks.items():
-        lines = replace_block(lines, name, block, readme)
+        lines = replace_block(lines, name, block, path)
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, reports: Path = REPORTS,
+                  parameters: Path = Path("docs/parameters.md")) -> None:
+    """Both files or neither: every table is read and every marker checked before a write."""
+    texts = {readme: fill(readme, {"summary": markdown_table(reports / "summary.md", lead=True),
+                                   "verdicts": markdown_table(reports / "verdicts.md")}),
+             parameters: fill(parameters, {"params": params_table().splitlines()})}
     with outputs() as out:
-        out.text(readme, "\n".join(lines) + "\n")
+        for path, text in texts.items():
+            out.text(path, text)
 
 
 @command
 def main() -> None:
-    readme = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("README.md")
-    update_readme(readme)
-    print(f"{readme}: results, verdicts and parameter tables replaced")
+    args = [Path(arg) for arg in sys.argv[1:]]
+    readme = args[0] if args else Path("README.md")
+    parameters = args[1] if len(args) > 1 else Path("docs/parameters.md")
+    update_readme(readme, parameters=parameters)
+    print(f"{readme}: results and verdicts tables replaced; {parameters}: parameter table")
 
 
 if __name__ == "__main__":

@@ -87,24 +87,26 @@ def test_recipe_descriptions_name_the_quirks():
     assert report.describe(cycle).startswith("SGD, one-cycle to 0.1, batch 64, ")  # no unused lr
 
 
-def readme_with_markers(path):
+def with_markers(path, names):
     path.write_text("intro\n" + "".join(f"<!-- {n}:start -->\n| old |\n<!-- {n}:end -->\nmid\n"
-                                        for n in ("summary", "verdicts", "params")))
+                                        for n in names))
 
 
 def test_update_readme_replaces_only_the_tables(tmp_path):
     for name in ("summary", "verdicts"):
         (tmp_path / f"{name}.md").write_text(f"# {name}\n\nwords\n\nwhere {name} trained\n\n"
                                              f"| {name} |\n|---|\n| 1 |\n")
-    readme = tmp_path / "README.md"
-    readme_with_markers(readme)
-    update_readme(readme, tmp_path)
+    readme, parameters = tmp_path / "README.md", tmp_path / "parameters.md"
+    with_markers(readme, ("summary", "verdicts"))
+    with_markers(parameters, ("params",))
+    update_readme(readme, tmp_path, parameters)
     text = readme.read_text()
     # the summary brings the line above its table (where the variants trained), verdicts do not
     assert text.startswith("intro\n<!-- summary:start -->\nwhere summary trained\n\n"
                            "| summary |\n|---|\n| 1 |\n<!-- summary:end -->\nmid\n")
     assert "where verdicts trained" not in text
-    assert "| verdicts |" in text and params_table() in text and "| old |" not in text
+    assert "| verdicts |" in text and "| old |" not in text
+    assert params_table() in parameters.read_text() and params_table() not in text
 
 
 @pytest.mark.parametrize("text", ["no markers\n", "<!-- summary:end -->\n<!-- summary:start -->\n",
@@ -112,11 +114,13 @@ def test_update_readme_replaces_only_the_tables(tmp_path):
 def test_update_readme_refuses_bad_markers_and_leaves_the_file(tmp_path, text):
     for name in ("summary", "verdicts"):
         (tmp_path / f"{name}.md").write_text("| a |\n|---|\n")
-    readme = tmp_path / "README.md"
+    readme, parameters = tmp_path / "README.md", tmp_path / "parameters.md"
     readme.write_text(text)
+    with_markers(parameters, ("params",))
+    before = parameters.read_text()
     with pytest.raises(UserError, match="summary:"):
-        update_readme(readme, tmp_path)
-    assert readme.read_text() == text
+        update_readme(readme, tmp_path, parameters)
+    assert readme.read_text() == text and parameters.read_text() == before  # neither is written
 
 
 def test_params_chart_names_every_point_without_overlaps(tmp_path, monkeypatch):
