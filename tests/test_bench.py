@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 
 import pytest
@@ -39,3 +40,18 @@ def test_bad_counts_are_one_line_errors(monkeypatch, capsys, option, value, mess
         bench.main()  # fails before it loads any data or writes anything
     assert exit_.value.code == 1
     assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_amp_step_writes_both_arithmetics_per_network(monkeypatch, tmp_path, capsys):
+    from benchmarks import amp_step
+
+    out = tmp_path / "amp.json"
+    monkeypatch.setattr(sys, "argv", ["amp_step", "--archs", "writeup003_gap", "--steps", "1",
+                                      "--out", str(out)])
+    amp_step.main()
+    result = json.loads(out.read_text())
+    row = result["networks"]["writeup003_gap"]
+    assert row["fp32_ms"] > 0 and row["bf16_ms"] > 0
+    assert row["bf16_speedup"] == pytest.approx(row["fp32_ms"] / row["bf16_ms"], abs=0.01)
+    assert result["threads"] == 1 and isinstance(result["cpu_has_bf16"], bool)
+    assert "bf16 speed-up" in capsys.readouterr().out
