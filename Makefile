@@ -17,7 +17,7 @@ push: $(READY)  ## every cached output and the run cache to the default DVC remo
 test: $(READY)  ## the whole suite: unit tests and end-to-end runs of the real pipeline
 	python -m pytest
 
-test-fast: $(READY)  ## the unit tests only (under a minute)
+test-fast: $(READY)  ## the unit tests only (no end-to-end dvc runs)
 	python -m pytest -m "not slow"
 
 compare: $(READY)  ## variants x experiments: workspace, HEAD and HEAD's experiments
