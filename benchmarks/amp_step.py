@@ -1,5 +1,6 @@
-"""Does bf16 autocast pay off on this CPU? One SGD step (forward, backward, update) of each named
-network, batch 128, in fp32 and under bf16 autocast, on random images, single-threaded by default.
+"""Does bf16 autocast pay off on this CPU? The engine's training step (forward, backward, update)
+of each named network, batch 128, in fp32 and under bf16 autocast, on random images, one thread
+by default.
 
     python -m benchmarks.amp_step [--archs writeup003_skeleton ours_wide] [--threads 1]
                                   [--steps 20] [--out benchmarks/results/amp_step.json]
@@ -12,15 +13,16 @@ arithmetic, with the CPU model and its bf16-related flags. Run it on an idle mac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from mnist_iter.cli import command
-from mnist_iter.device import cpu_has_bf16, device_name
+from mnist_iter.device import PLAIN, cpu_has_bf16, device_name
+from mnist_iter.engine import make_step
 from mnist_iter.files import write_json
 from mnist_iter.models import ARCH_NAMES, build_model
 
@@ -35,18 +37,18 @@ def cpu_flags(wanted=("avx512_bf16", "amx_bf16", "amx_tile", "avx2")) -> list[st
 
 
 def step_seconds(arch: str, amp: bool, steps: int, batch: int = 128) -> float:
+    """Median seconds of the engine's own training step (mnist_iter.engine.make_step)."""
     torch.manual_seed(0)
+    device = torch.device("cpu")
+    speed = dataclasses.replace(PLAIN, amp_dtype=torch.bfloat16 if amp else None)
     model = build_model(arch, 0.0)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    step = make_step(model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), None,
+                     device, speed)
     images, labels = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
     times = []
     for index in range(steps + 3):
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            loss = F.nll_loss(model(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step(images, labels)
         if index >= 3:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
