@@ -35,6 +35,17 @@ def mnist_data(mnist_dir, tmp_path_factory) -> dict:
         return prepare(mnist_dir, out, tmp_path_factory.mktemp("prepared") / "mnist.pt")
 
 
+@pytest.fixture(scope="session")
+def small_data(mnist_data) -> dict:
+    """The real images, shrunk for tests that train: the first 4,096 training and 1,000 test
+    images (evaluating all 10,000 test images every epoch was most of those tests' time)."""
+    small = dict(mnist_data)
+    for split, count in (("train", 4096), ("test", 1000)):
+        for kind in ("images", "labels"):
+            small[f"{split}_{kind}"] = mnist_data[f"{split}_{kind}"][:count]
+    return small
+
+
 def small_params(variants: dict | None = None, **top) -> dict:
     """A params.yaml mapping of the tests' own: every recipe key's top-level default, and two
     small variants unless others are given (tests never depend on the project's variant names)."""

@@ -166,40 +166,40 @@ def train_once(recipe, data):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
 
-def test_same_seed_same_numbers(recipe, mnist_data):
+def test_same_seed_same_numbers(recipe, small_data):
     r = dataclasses.replace(recipe, epochs=2)
-    first = train_once(r, mnist_data)
-    assert first == train_once(r, mnist_data)
-    assert first != train_once(dataclasses.replace(r, seed=2), mnist_data)
+    first = train_once(r, small_data)
+    assert first == train_once(r, small_data)
+    assert first != train_once(dataclasses.replace(r, seed=2), small_data)
     assert first[-1]["test_acc"] > 25  # 512 images, 2 epochs: well above chance (10%)
 
 
 @pytest.mark.skipif(not device_module.cpu_has_bf16(), reason="this CPU has no native bf16")
-def test_bf16_training_reports_the_fp32_accuracy_of_its_weights(recipe, mnist_data):
+def test_bf16_training_reports_the_fp32_accuracy_of_its_weights(recipe, small_data):
     """amp changes how a model trains, not how its accuracy is measured: the last epoch's test
     numbers are those the evaluate stage gets from the same weights in fp32."""
     r = dataclasses.replace(recipe, amp=True)
     assert pick_speedups(torch.device("cpu"), r).name == "bf16"
-    model, history = train_seed(r, mnist_data, torch.device("cpu"), log=lambda _: None)
+    model, history = train_seed(r, small_data, torch.device("cpu"), log=lambda _: None)
     last = history[-1]
-    loss, acc, _ = engine.evaluate(model, mnist_data["test_images"], mnist_data["test_labels"])
+    loss, acc, _ = engine.evaluate(model, small_data["test_images"], small_data["test_labels"])
     assert (last["test_loss"], last["test_acc"]) == (loss, acc)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # what the check would see if bf16 leaked
-        bf16_loss, _, _ = engine.evaluate(model, mnist_data["test_images"], mnist_data["test_labels"])
+        bf16_loss, _, _ = engine.evaluate(model, small_data["test_images"], small_data["test_labels"])
     assert bf16_loss != loss
 
 
-def test_divergence_is_detected(recipe, mnist_data):
+def test_divergence_is_detected(recipe, small_data):
     with pytest.raises(Diverged, match="diverged in epoch 1 .* try a smaller lr"):
-        train_once(dataclasses.replace(recipe, lr=100.0, dropout=0.0), mnist_data)
+        train_once(dataclasses.replace(recipe, lr=100.0, dropout=0.0), small_data)
 
 
-def test_no_host_sync_inside_the_step_loop(recipe, mnist_data, monkeypatch):
+def test_no_host_sync_inside_the_step_loop(recipe, small_data, monkeypatch):
     calls = []
     real_item = torch.Tensor.item
     monkeypatch.setattr(torch.Tensor, "item", lambda t: calls.append(1) or real_item(t))
     model = build_model(recipe.arch, recipe.dropout)
-    splits = engine.make_splits(mnist_data, recipe, torch.device("cpu"))
+    splits = engine.make_splits(small_data, recipe, torch.device("cpu"))
     opt = schedule.make_optimizer(model, recipe)
     speed = pick_speedups(torch.device("cpu"), recipe)
     step = engine.make_step(model, opt, None, torch.device("cpu"), speed)
@@ -227,12 +227,12 @@ def test_one_cycle_ignores_lr_and_momentum(recipe, optimizer):
 
 @pytest.mark.parametrize("scheduler", ["none", "step", "plateau", "onecycle"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_schedulers_and_optimizers_run(recipe, mnist_data, scheduler, optimizer):
+def test_schedulers_and_optimizers_run(recipe, small_data, scheduler, optimizer):
     r = dataclasses.replace(recipe, scheduler=scheduler, optimizer=optimizer, epochs=2,
                             train_subset=256, patience=0, factor=0.5, plateau_on="val",
                             val_size=512 if scheduler == "plateau" else 0, max_lr=0.05, step=1, gamma=0.5, step_start=1,
                             lr=0.01 if optimizer == "sgd" else 0.002)
-    history = train_once(r, mnist_data)
+    history = train_once(r, small_data)
     assert len(history) == 2
     if scheduler == "step":
         assert history[1]["lr"] == pytest.approx(history[0]["lr"] * 0.5)
@@ -240,15 +240,15 @@ def test_schedulers_and_optimizers_run(recipe, mnist_data, scheduler, optimizer)
         assert "val_loss" in history[0]
 
 
-def test_label_smoothing_changes_the_loss_only_when_asked(recipe, mnist_data):
-    plain = train_once(dataclasses.replace(recipe, label_smoothing=0.0), mnist_data)
-    smooth = train_once(dataclasses.replace(recipe, label_smoothing=0.1), mnist_data)
+def test_label_smoothing_changes_the_loss_only_when_asked(recipe, small_data):
+    plain = train_once(dataclasses.replace(recipe, label_smoothing=0.0), small_data)
+    smooth = train_once(dataclasses.replace(recipe, label_smoothing=0.1), small_data)
     assert plain != smooth
-    assert plain == train_once(recipe, mnist_data)
+    assert plain == train_once(recipe, small_data)
 
 
-def test_validation_split_is_held_out_and_reported(recipe, mnist_data):
-    history = train_once(dataclasses.replace(recipe, val_size=1000), mnist_data)
+def test_validation_split_is_held_out_and_reported(recipe, mnist_data, small_data):
+    history = train_once(dataclasses.replace(recipe, val_size=1000), small_data)
     assert {"val_loss", "val_acc"} <= set(history[0])
     splits = engine.make_splits(mnist_data, dataclasses.replace(recipe, val_size=1000,
                                                                 train_subset=0), torch.device("cpu"))

@@ -75,15 +75,15 @@ def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
     return [t.detach().clone() for t in model.state_dict().values()]
 
 
-def test_ema_keeps_the_average_and_leaves_training_alone(mnist_data, recipe):
+def test_ema_keeps_the_average_and_leaves_training_alone(small_data, recipe):
     recipe = dataclasses.replace(recipe, arch="ours", widths="4-4-4-4-4-4-4", separable=0,
                                  train_subset=256, batch_size=64, epochs=2, rotation=0.0)
     cpu = torch.device("cpu")
-    plain, plain_history = train_seed(recipe, mnist_data, cpu, log=lambda _: None)
+    plain, plain_history = train_seed(recipe, small_data, cpu, log=lambda _: None)
     averaged = dataclasses.replace(recipe, ema=0.9)
     torch.manual_seed(averaged.seed)
-    raw = model_for(averaged, mnist_data["mean"], mnist_data["std"])
-    kept, history = fit(raw, averaged, mnist_data, cpu, log=lambda _: None)
+    raw = model_for(averaged, small_data["mean"], small_data["std"])
+    kept, history = fit(raw, averaged, small_data, cpu, log=lambda _: None)
     # the average only watches: the trained weights are those of the run without it
     assert all(torch.equal(a, b) for a, b in zip(_weights(raw), _weights(plain)))
     # ... and it is what is kept and measured: other weights, other per-epoch numbers
@@ -91,7 +91,7 @@ def test_ema_keeps_the_average_and_leaves_training_alone(mnist_data, recipe):
     assert not all(torch.equal(a, b) for a, b in zip(_weights(kept)[:3], _weights(plain)[:3]))
     assert [r["test_loss"] for r in history] != [r["test_loss"] for r in plain_history]
     # deterministic: the same seed gives the same average
-    again, again_history = train_seed(averaged, mnist_data, cpu, log=lambda _: None)
+    again, again_history = train_seed(averaged, small_data, cpu, log=lambda _: None)
     assert all(torch.equal(a, b) for a, b in zip(_weights(again), _weights(kept)))
     assert again_history[-1]["test_acc"] == history[-1]["test_acc"]
 
