@@ -87,14 +87,18 @@ def mcnemar(right_after: pd.Series, right_before: pd.Series) -> dict:
 
 def held_out(runs: pd.DataFrame, params: int) -> dict:
     """A selection run on its validation images: final and last-3 accuracy (mean over seeds),
-    the worst of the seed x last-3 numbers. The metrics file of a screen candidate; its size is
+    the worst of the seed x last-3 numbers, and with several seeds the sd over seeds of each
+    seed's last-3 mean (`val_last3_sd`). The metrics file of a screen candidate; its size is
     `weights`, a key no other metrics file has, so `dvc exp show` names it without a path."""
     curves = test_curves(runs, "val")
     tail = curves.tail(LAST)
-    return {"val_last3": round(float(tail.mean().mean()), 3),
-            "val_worst3": round(float(tail.to_numpy().min()), 3),
-            "val_acc": round(float(curves.iloc[-1].mean()), 3),
-            "weights": params, "seeds": int(curves.shape[1])}
+    summary = {"val_last3": round(float(tail.mean().mean()), 3),
+               "val_worst3": round(float(tail.to_numpy().min()), 3),
+               "val_acc": round(float(curves.iloc[-1].mean()), 3),
+               "weights": params, "seeds": int(curves.shape[1])}
+    if curves.shape[1] > 1:
+        summary["val_last3_sd"] = round(float(tail.mean().std()), 3)
+    return summary
 
 
 def sampling_sd(acc: float, images: int = TEST_IMAGES) -> float:

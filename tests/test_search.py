@@ -106,7 +106,10 @@ def test_a_selection_run_has_no_test_set(mnist_data, recipe):
     runs = pd.DataFrame([{"seed": 1, **row} for row in history])
     summary = held_out(runs, 123)
     assert summary["weights"] == 123 and summary["seeds"] == 1
-    assert summary["val_worst3"] <= summary["val_last3"]
+    assert summary["val_worst3"] <= summary["val_last3"] and "val_last3_sd" not in summary
+    two = pd.concat([runs, runs.assign(seed=2, val_acc=runs.val_acc - 1.0)])
+    spread = held_out(two, 123)
+    assert spread["seeds"] == 2 and spread["val_last3_sd"] == pytest.approx(0.5 ** 0.5, abs=1e-3)
 
 
 def test_screen_candidates_inherit_and_are_checked():
