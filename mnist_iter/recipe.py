@@ -128,7 +128,8 @@ KEYS: tuple[Key, ...] = (
         "bf16 autocast on CUDA and on CPUs with native bf16 (AMX); fp32 elsewhere"),
 )
 SPEC = {k.name: k for k in KEYS}
-VARIANT_ONLY = ("arch", "writeup", "reported", "improves_on")  # what a variant adds to the recipe
+VARIANT_ONLY = ("arch", "writeup", "reported", "improves_on", "extends")  # a variant's own keys
+NOT_INHERITED = ("writeup", "reported", "improves_on", "extends")  # what `extends` leaves behind
 
 
 def _to_dict(self) -> dict[str, Any]:
@@ -258,6 +259,31 @@ def resolve_variant(name: str, entry: Any, defaults: dict[str, Any],
                    entry.get("improves_on"))
 
 
+def expand_extends(section: str, entries: dict, pool: dict[str, dict]) -> dict[str, Any]:
+    """Each entry with `extends: NAME` as NAME's entry (itself expanded) with this entry's keys
+    on top; the parent's writeup, reported and improves_on stay with the parent. `pool` is where
+    NAME may be: the variants, and for a screen candidate also the other candidates."""
+    def expand(name: str, chain: tuple[str, ...]) -> Any:
+        entry = pool[name]
+        if not isinstance(entry, dict) or "extends" not in entry:
+            return entry
+        parent = entry["extends"]
+        where = f"{section if name in entries else 'variants'}.{name}.extends"
+        if not isinstance(parent, str) or parent not in pool:
+            raise ParamsError(f"{where} = {parent!r}: must name another entry "
+                              f"({', '.join(n for n in pool if n != name)})")
+        if parent in chain + (name,):
+            raise ParamsError(f"{where} = {parent!r}: a cycle ({' -> '.join(chain + (name, parent))}); "
+                              "an entry cannot extend itself")
+        inherited = expand(parent, chain + (name,))
+        if not isinstance(inherited, dict):
+            return entry  # resolve_variant names what is wrong with the parent
+        own = {k: v for k, v in inherited.items() if k not in NOT_INHERITED}
+        return own | {k: v for k, v in entry.items() if k != "extends"}
+
+    return {name: expand(name, ()) for name in entries}
+
+
 def parse_params(raw: Any) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError("params.yaml: must be a mapping of keys to values")
@@ -274,18 +300,23 @@ def parse_params(raw: Any) -> Params:
     variants = raw.get("variants")
     if not isinstance(variants, dict) or not variants:
         raise ParamsError("variants: must map each variant name to its entry (at least one)")
-    resolved = {check_variant_name(n): resolve_variant(n, e, defaults) for n, e in variants.items()}
+    entries = expand_extends("variants", variants, variants)
+    resolved = {check_variant_name(n): resolve_variant(n, e, defaults) for n, e in entries.items()}
     for variant in resolved.values():
         if variant.improves_on is not None and variant.improves_on not in resolved:
             raise ParamsError(f"variants.{variant.name}.improves_on = {variant.improves_on!r}: "
                               f"must name another variant ({', '.join(resolved)})")
-    return Params(tuple(mirrors), resolved, parse_screen(raw.get("screen") or {}, defaults))
+    return Params(tuple(mirrors), resolved,
+                  parse_screen(raw.get("screen") or {}, defaults, variants))
 
 
-def parse_screen(entries: Any, defaults: dict[str, Any]) -> dict[str, Variant]:
-    """The selection candidates: recipes measured on held-out training images only."""
+def parse_screen(entries: Any, defaults: dict[str, Any],
+                 variants: dict[str, Any] | None = None) -> dict[str, Variant]:
+    """The selection candidates: recipes measured on held-out training images only. A candidate
+    may extend a variant or another candidate (a candidate's name wins)."""
     if not isinstance(entries, dict):
         raise ParamsError(f"screen = {entries!r}: must map each candidate name to its entry")
+    entries = expand_extends("screen", entries, {**(variants or {}), **entries})
     screen = {}
     for name, entry in entries.items():
         candidate = resolve_variant(check_variant_name(name, "screen"), entry, defaults, "screen")

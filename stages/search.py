@@ -5,7 +5,8 @@
 Writes reports/search.md: every candidate under params.yaml's `screen:` with its network, final
 and last-3 validation accuracy over seeds and the worst seed x last-3 number; a candidate that
 `improves_on` another (an ablation: one change from it) also gets what it changed, the difference
-of mean final accuracy with Welch's 95% interval, and a verdict."""
+of mean last-3 accuracy (each seed's last three epochs averaged) with Welch's 95% interval,
+and a verdict."""
 from mnist_iter import files, report
 from mnist_iter.cli import command
 from mnist_iter.recipe import load_params
@@ -14,7 +15,8 @@ INTRO = ("Selection runs (`screen@<candidate>`): trained without the last val_si
          "images and measured on those only; the test set is never read. Accuracies in percent, "
          "mean ± sd over seeds; *worst*: the lowest of the seed × last-3-epoch numbers; *step*: "
          "what a candidate changes from the one it `improves_on`, and whether that moved the mean "
-         "final accuracy (Welch's 95% interval; can't tell where it includes 0).")
+         "last-3 accuracy (Welch's 95% interval over the seeds' last-3 means; can't tell where "
+         "it includes 0).")
 
 
 @command

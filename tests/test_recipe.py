@@ -85,6 +85,39 @@ def test_variant_overrides_and_inherits():
     assert (a.lr, a.gamma) == (0.02, 0.33) and b.lr == 0.5
 
 
+def test_an_entry_extends_another():
+    raw = with_changes()
+    raw["variants"] = {
+        "a": {"arch": "writeup004", "writeup": "004", "reported": 99.0, "lr": 0.5, "epochs": 3},
+        "b": {"extends": "a", "improves_on": "a", "epochs": 4},
+        "c": {"extends": "b", "arch": "writeup002_it3"},
+    }
+    raw["screen"] = {"s": {"extends": "c", "val_size": 100}, "t": {"extends": "s", "lr": 0.1}}
+    params = parse_params(raw)
+    b, c = params.variants["b"], params.variants["c"]
+    assert (b.recipe.arch, b.recipe.lr, b.recipe.epochs) == ("writeup004", 0.5, 4)
+    assert (b.writeup, b.reported, b.improves_on) == ("", None, "a")  # the parent's own stay
+    assert (c.recipe.arch, c.recipe.lr, c.recipe.epochs, c.improves_on) == \
+        ("writeup002_it3", 0.5, 4, None)
+    s, t = params.screen["s"].recipe, params.screen["t"].recipe
+    assert (s.arch, s.epochs, s.val_size, s.lr) == ("writeup002_it3", 4, 100, 0.5)
+    assert (t.val_size, t.lr) == (100, 0.1)
+
+
+@pytest.mark.parametrize("variants, needle", [
+    ({"a": {"extends": "nope", "arch": "writeup004"}},
+     "variants.a.extends = 'nope': must name another entry"),
+    ({"a": {"extends": "b"}, "b": {"extends": "a"}},
+     r"variants.b.extends = 'a': a cycle \(a -> b -> a\)"),
+    ({"a": {"extends": "a", "arch": "writeup004"}}, r"a cycle \(a -> a\)"),
+])
+def test_bad_extends(variants, needle):
+    raw = with_changes()
+    raw["variants"] = variants
+    with pytest.raises(ParamsError, match=needle):
+        parse_params(raw)
+
+
 def test_resolved_recipe_leaves_out_what_does_not_apply():
     raw = with_changes()
     raw["variants"] = {"plain": {"arch": "writeup004", "scheduler": "none", "rotation": 0}}

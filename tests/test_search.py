@@ -170,7 +170,7 @@ def test_search_table_says_what_each_ablation_changed_and_whether_it_mattered():
     assert rows.loc["best", "verdict"] == "" and rows.loc["best", "params"] == "4,918"
     assert rows.loc["no_sep", "step"] == "from best: separable 3 → 0"
     assert rows.loc["no_sep", "verdict"] == "worse"
-    assert rows.loc["no_sep", "Δ final (95% CI)"].startswith("-0.20 (")
+    assert rows.loc["no_sep", "Δ last-3 (95% CI)"].startswith("-0.20 (")
     assert rows.loc["ema", "step"] == "from best: ema 0.0 → 0.99"
     assert rows.loc["ema", "verdict"] == "can't tell"
 
