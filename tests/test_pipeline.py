@@ -111,7 +111,9 @@ def test_metrics_and_summary(project):
     for name in VARIANTS:
         m = project.read_json(f"reports/metrics/{name}.json")
         assert {"test_acc", "last3", "worst3", "held3", "params", "seeds"} <= set(m)
-        assert 0 < m["test_acc"] <= 100 and headline[name] == round(m["last3"], 2)
+        # the headline rounds the unrounded mean to 2 places, the file keeps 3: 13.8853 is
+        # 13.89 in one and 13.885 in the other, so compare within half a unit of the 2nd place
+        assert 0 < m["test_acc"] <= 100 and abs(headline[name] - m["last3"]) <= 0.005 + 1e-9
         assert name in summary and f"{m['params']:,}" in summary
         history = pd.read_csv(project.path / f"reports/variants/{name}/train/history.csv")
         epochs = len(history)
