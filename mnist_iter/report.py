@@ -191,9 +191,11 @@ def search_table(candidates: dict[str, Variant], runs: dict[str, pd.DataFrame],
     (an ablation: one change at a time) the difference of mean last-3 accuracy with Welch's 95%
     interval of the per-seed last-3 means and a verdict."""
     rows = []
+    seed_last3 = {name: stats.test_curves(runs[name], "val").tail(stats.LAST).mean()
+                  for name in candidates}  # each seed's last-3 mean: the rows and the deltas
     for name, candidate in candidates.items():
         curves = stats.test_curves(runs[name], "val")
-        final, last3 = curves.iloc[-1], curves.tail(stats.LAST).mean()
+        final, last3 = curves.iloc[-1], seed_last3[name]
         summary = {"test_acc": float(final.mean()), "test_acc_sd": stats.sd(final),
                    "last3": float(last3.mean()), "last3_sd": stats.sd(last3)}
         row = {"candidate": name, "network": network(candidate.recipe),
@@ -203,8 +205,7 @@ def search_table(candidates: dict[str, Variant], runs: dict[str, pd.DataFrame],
                "step": "", "Δ last-3 (95% CI)": "", "verdict": ""}
         base = candidate.improves_on
         if base is not None:
-            test = stats.welch(last3.tolist(),
-                               stats.test_curves(runs[base], "val").tail(stats.LAST).mean().tolist())
+            test = stats.welch(last3.tolist(), seed_last3[base].tolist())
             interval = ("" if test["ci_low"] is None
                         else f" ({test['ci_low']:+.2f} to {test['ci_high']:+.2f})")
             row |= {"step": f"from {base}: "

@@ -96,8 +96,9 @@ def held_out(runs: pd.DataFrame, params: int) -> dict:
                "val_worst3": round(float(tail.to_numpy().min()), 3),
                "val_acc": round(float(curves.iloc[-1].mean()), 3),
                "weights": params, "seeds": int(curves.shape[1])}
-    if curves.shape[1] > 1:
-        summary["val_last3_sd"] = round(float(tail.mean().std()), 3)
+    spread = sd(tail.mean())
+    if spread is not None:
+        summary["val_last3_sd"] = round(spread, 3)
     return summary
 
 
