@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, start_server, stop_server, wait_for_queue
+from conftest import ROOT, start_queue, start_server, stop_server, wait_for_queue
 from mnist_iter.device import cpu_has_bf16
 from mnist_iter.models import load_model
 
@@ -370,7 +370,7 @@ def test_parallel_sweep_downloads_nothing_again(project):
     project.run("git", "commit", "-qm", "before sweep", check=False)
     before = len(project.downloads)
     project.run("dvc", "exp", "run", "--queue", "-S", "gamma=0.1,0.3")
-    project.run("dvc", "queue", "start", "-j", "2")
+    start_queue(project.path, project.env, jobs=2)
     status = wait_for_queue(project.run)
     assert status.count("Success") >= 2, status
     assert len(project.downloads) == before  # MNIST came from the DVC cache, not the mirror

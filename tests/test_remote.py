@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, small_params, wait_for_queue
+from conftest import ROOT, small_params, start_queue, wait_for_queue
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -37,7 +37,7 @@ class Clone:
 
     def run_queued(self, gamma: float, name: str) -> None:
         self.run("dvc", "exp", "run", "--queue", "-n", name, "-S", f"gamma={gamma}")
-        self.run("dvc", "queue", "start", "-j", "1", TRAIN_CORES="1")
+        start_queue(self.path, self.env, jobs=1)
         status = wait_for_queue(self.run)
         assert "Success" in status, status
 
