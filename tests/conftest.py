@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,33 +100,28 @@ def start_server(directory: Path, requests: list[str] | None = None):
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
-def start_queue(cwd: Path, env: dict, jobs: int) -> None:
-    """`TRAIN_CORES=1 dvc queue start -j JOBS`, as the README runs it (one core per worker). Its
-    output goes to a file, not a pipe: DVC's detached workers keep the command's pipes open, so a
-    captured `dvc queue start` returns only when the whole queue is done (measured: 42 s for a
-    25 s task captured, 1.5 s to a file)."""
-    log = cwd / ".dvc/tmp/queue-start.log"
+def run_queue(project, jobs: int, timeout: float = 1800) -> str:
+    """Run the queued experiments of `project` (anything with .path, .env and .run(*cmd,
+    check=...)) as the README does, `TRAIN_CORES=1 dvc queue start -j JOBS`; wait until `dvc queue
+    status` lists nothing queued or running, stop the workers and return the last status.
+    `queue start` writes to a file, not a pipe: a captured `dvc queue start` returned only once
+    the whole queue was done (measured: 42 s for a 25 s task captured, 1.5 s to a file), as if
+    DVC's detached workers held its pipes open."""
+    log = project.path / ".dvc/tmp/queue-start.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
-        result = subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=cwd,
-                                env={**env, "TRAIN_CORES": "1"}, stdin=subprocess.DEVNULL,
+        result = subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=project.path,
+                                env={**project.env, "TRAIN_CORES": "1"}, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, timeout=300)
     if result.returncode != 0:
         pytest.fail(f"dvc queue start exited {result.returncode}:\n{log.read_text()}")
-
-
-def wait_for_queue(run, timeout: float = 1800) -> str:
-    """Wait until `dvc queue status` lists nothing queued or running, stop the workers and return
-    the last status. `run(*cmd, check=...)` runs a command in the project."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = run("dvc", "queue", "status").stdout
+        status = project.run("dvc", "queue", "status").stdout
         if "Queued" not in status and "Running" not in status:
             break
         time.sleep(2)
-    run("dvc", "queue", "stop", check=False)
+    project.run("dvc", "queue", "stop", check=False)
     return status
 
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, start_queue, start_server, stop_server, wait_for_queue
+from conftest import ROOT, run_queue, start_server, stop_server
 from mnist_iter.device import cpu_has_bf16
 from mnist_iter.models import load_model
 
@@ -370,8 +370,7 @@ def test_parallel_sweep_downloads_nothing_again(project):
     project.run("git", "commit", "-qm", "before sweep", check=False)
     before = len(project.downloads)
     project.run("dvc", "exp", "run", "--queue", "-S", "gamma=0.1,0.3")
-    start_queue(project.path, project.env, jobs=2)
-    status = wait_for_queue(project.run)
+    status = run_queue(project, jobs=2)
     assert status.count("Success") >= 2, status
     assert len(project.downloads) == before  # MNIST came from the DVC cache, not the mirror
     shown = json.loads(project.run("dvc", "exp", "show", "--json").stdout)

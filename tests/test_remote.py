@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, small_params, start_queue, wait_for_queue
+from conftest import ROOT, run_queue, small_params
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -37,8 +37,7 @@ class Clone:
 
     def run_queued(self, gamma: float, name: str) -> None:
         self.run("dvc", "exp", "run", "--queue", "-n", name, "-S", f"gamma={gamma}")
-        start_queue(self.path, self.env, jobs=1)
-        status = wait_for_queue(self.run)
+        status = run_queue(self, jobs=1)
         assert "Success" in status, status
 
 
