@@ -11,23 +11,31 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from mnist_iter import stats  # noqa: E402
 
 BUDGETS = (4000, 5000, 6000, stats.TARGET_PARAMS)
+SMALL = 6000  # the project's own at or under this many parameters get a panel of their own
 PANEL_TITLES = {"002": "write-up 002: iterations 1 → 2 → 3",
                 "003": "write-up 003: steps 1 → 2a → 2b → 2c → 3",
                 "other": "write-ups 004, 000, 001 (one network each)",
-                "ours": "this project's own against the best write-up network"}
+                "ours": f"this project's own over {SMALL:,} params, beside what they improve on",
+                "ours_small": f"this project's own at or under {SMALL:,} params (the frontier), "
+                              f"beside what they shrink"}
+ZOOM = (3000, 9000)  # the params chart's second panel: the frontier, on a linear axis
 
 
 def panels(results: list) -> dict[str, list]:
     """Variants grouped for the curves: 002's iterations, 003's steps, the single-network
-    write-ups, and the project's own beside the variants they improve on."""
+    write-ups, and the project's own (over and under SMALL parameters) beside the variants
+    they improve on."""
     by_name = {r.variant.name: r for r in results}
-    groups: dict[str, list] = {"002": [], "003": [], "other": [], "ours": []}
+    groups: dict[str, list] = {"002": [], "003": [], "other": [], "ours": [], "ours_small": []}
     for result in results:
         key = result.group if result.group in ("002", "003", "ours") else "other"
+        if key == "ours" and result.summary["params"] <= SMALL:
+            key = "ours_small"
         groups[key].append(result)
-    rivals = [by_name[r.variant.improves_on] for r in groups["ours"]
-              if r.variant.improves_on in by_name]
-    groups["ours"] = list({id(r): r for r in rivals + groups["ours"]}.values())
+    for key in ("ours", "ours_small"):
+        rivals = [by_name[r.variant.improves_on] for r in groups[key]
+                  if r.variant.improves_on in by_name]
+        groups[key] = list({id(r): r for r in rivals + groups[key]}.values())
     return {key: rows for key, rows in groups.items() if rows}
 
 
@@ -35,7 +43,7 @@ def plot_accuracy(results: list, out, path) -> None:
     groups = panels(results)
     fig, axes = plt.subplots(len(groups), 1, figsize=(10, 3.4 * len(groups)), squeeze=False)
     for ax, (key, rows) in zip(axes[:, 0], groups.items()):
-        lowest = stats.TARGET_ACC
+        lowest, highest = stats.TARGET_ACC, stats.TARGET_ACC
         for i, result in enumerate(rows):
             curves = stats.test_curves(result.runs)
             mean, seeds = curves.mean(axis=1), curves.shape[1]
@@ -48,10 +56,11 @@ def plot_accuracy(results: list, out, path) -> None:
                 ax.fill_between(curves.index, curves.min(axis=1), curves.max(axis=1),
                                 color=color, alpha=0.15)
             lowest = min(lowest, float(curves.iloc[min(2, len(curves) - 1):].min().min()))
+            highest = max(highest, float(curves.max().max()))
         ax.axhline(stats.TARGET_ACC, color="black", linestyle="--", linewidth=1)
         ax.text(1.0, stats.TARGET_ACC, f" {stats.TARGET_ACC}%", va="center", fontsize=8,
                 transform=ax.get_yaxis_transform())
-        ax.set_ylim(max(98.0, lowest - 0.1), 100)
+        ax.set_ylim(max(98.0, lowest - 0.1), min(100.0, highest + 0.1))
         ax.set(ylabel="test accuracy (%)", title=PANEL_TITLES[key])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -61,8 +70,9 @@ def plot_accuracy(results: list, out, path) -> None:
 
 
 def _label_points(ax, results: list) -> None:
-    """Name every point beside it, covering no other name and no other marker: variants on the
-    same spot share one label; a label tries the right, then the left, a line lower each time."""
+    """Name every point beside it, covering no other name, no other marker and no axis: variants
+    on the same spot share one label; a label tries spots on rings around its point, nearest
+    first, and is tied to the point by a thin line when it had to move away from it."""
     import itertools
 
     from matplotlib.transforms import Bbox
@@ -72,26 +82,34 @@ def _label_points(ax, results: list) -> None:
         s = result.summary
         spots.setdefault((s["params"], round(s["last3"], 2)), []).append(result.variant.name)
     renderer = ax.figure.canvas.get_renderer()
-    markers = {spot: Bbox.from_bounds(*(ax.transData.transform(spot) - 5), 10, 10)
+    frame = ax.get_window_extent(renderer)
+    markers = {spot: Bbox.from_bounds(*(ax.transData.transform(spot) - 6), 12, 12)
                for spot in spots}
+    tries = [(5, 3, "left")] + [  # (dx, dy, alignment) in points, nearest first
+        (dx, dy, "left" if dx >= 0 else "right")
+        for radius in (12, 24, 36, 48, 64)
+        for dx, dy in ((radius, 0), (-radius, 0), (radius * 0.7, -radius), (-radius * 0.7, -radius),
+                       (radius * 0.7, radius), (-radius * 0.7, radius), (0, -radius), (0, radius))]
     labels: list = []  # window extents of the labels placed so far
-    for spot, names in sorted(spots.items(), key=lambda item: -item[0][1]):
+    for spot, names in sorted(spots.items(), key=lambda item: (-item[0][1], item[0][0])):
         others = [box for other, box in markers.items() if other != spot] + labels
         label = ax.annotate(", ".join(names), spot, xytext=(5, 3), textcoords="offset points",
-                            fontsize=8)
-        for line, (side, align) in itertools.product(range(8), ((5, "left"), (-5, "right"))):
-            label.set_position((side, 3 - 10 * line))
+                            fontsize=8, va="center")
+        for dx, dy, align in tries:
+            label.set_position((dx, dy))
             label.set_horizontalalignment(align)
-            box = label.get_window_extent(renderer).padded(1)
-            if not any(box.overlaps(other) for other in others):
+            box = label.get_window_extent(renderer).padded(2)
+            inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
+            if inside and not any(box.overlaps(other) for other in others):
                 break
+        if (dx, dy) != tries[0][:2]:
+            ax.annotate("", spot, xytext=(dx, dy), textcoords="offset points",
+                        arrowprops={"arrowstyle": "-", "color": "gray", "linewidth": 0.6,
+                                    "shrinkA": 0, "shrinkB": 4})
         labels.append(box)
 
 
-def plot_params(results: list, out, path) -> None:
-    """Parameters (log) against accuracy: the dot is the mean of the last three epochs over
-    seeds, the line goes down to the worst of those epochs over seeds (the frontier's number)."""
-    fig, ax = plt.subplots(figsize=(10, 6))
+def _draw_points(ax, results: list) -> None:
     for result in results:
         s = result.summary
         met = stats.meets_target(s)
@@ -99,15 +117,47 @@ def plot_params(results: list, out, path) -> None:
         ax.vlines(s["params"], s["worst3"], s["last3"], color=color, linewidth=1.5)
         ax.plot(s["params"], s["last3"], "o" if met else "X", color=color, markersize=7)
     ax.axhline(stats.TARGET_ACC, color="black", linestyle="--", linewidth=1)
-    ax.set_xscale("log")
     for budget in BUDGETS:  # the frontier's parameter budgets
         ax.axvline(budget, color="gray", linestyle=":", linewidth=1)
         ax.text(budget, 1.0, f"{budget / 1000:g}k ", rotation=90, ha="right", va="top",
                 fontsize=7, color="gray", transform=ax.get_xaxis_transform(), gid="budget")
-    _label_points(ax, results)
-    ax.set(xlabel="parameters (log scale; dotted: the budgets of 4,000, 5,000, 6,000, 8,000)",
-           ylabel="test accuracy (%), last 3 epochs",
-           title="Parameters vs accuracy: dot = mean of the last 3 epochs over seeds, line down "
-                 "to the worst of them\n(green o: target met on every seed; red x: not)")
     ax.grid(alpha=0.3, which="both")
+
+
+def plot_params(results: list, out, path) -> None:
+    """Parameters against accuracy: the dot is the mean of the last three epochs over seeds, the
+    line goes down to the worst of those epochs over seeds (the frontier's number). Top: every
+    variant on a log axis; bottom: the frontier (ZOOM parameters) on a linear one, where the
+    names of the top panel's crowded points are."""
+    from matplotlib.patches import Rectangle
+
+    zoomed = [r for r in results if ZOOM[0] <= r.summary["params"] <= ZOOM[1]]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 11), height_ratios=(1, 1.3))
+    _draw_points(top, results)
+    top.set_xscale("log")
+    if zoomed:
+        low = min(r.summary["worst3"] for r in zoomed) - 0.03
+        high = max(r.summary["last3"] for r in zoomed) + 0.03
+        top.add_patch(Rectangle((ZOOM[0], low), ZOOM[1] - ZOOM[0], high - low, fill=False,
+                                edgecolor="tab:blue", linewidth=1, linestyle="-"))
+        top.annotate("zoomed below", (ZOOM[0], low), xytext=(0, -4), textcoords="offset points",
+                     va="top", fontsize=7, color="tab:blue", gid="zoom")
+    top.set(xlabel="parameters (log scale; dotted: the budgets of 4,000, 5,000, 6,000, 8,000)",
+            ylabel="test accuracy (%), last 3 epochs",
+            title="Parameters vs accuracy: dot = mean of the last 3 epochs over seeds, line down "
+                  "to the worst of them\n(green o: target met on every seed; red x: not)")
+    if zoomed:
+        _draw_points(bottom, zoomed)
+        bottom.set_xlim(*ZOOM)
+        bottom.set_ylim(low, high + 0.02)
+        bottom.xaxis.set_major_formatter(lambda x, _: f"{x:,.0f}")
+        bottom.set(xlabel=f"parameters ({ZOOM[0]:,} to {ZOOM[1]:,}, linear)",
+                   ylabel="test accuracy (%), last 3 epochs",
+                   title="The frontier: the networks under 9,000 parameters")
+    else:
+        bottom.set_visible(False)
+    fig.tight_layout()  # before the names: they are placed in the final layout's pixels
+    _label_points(top, [r for r in results if r not in zoomed])
+    if zoomed:
+        _label_points(bottom, zoomed)
     out.figure(path, fig)
