@@ -132,7 +132,10 @@ def plot_params(results: list, out, path) -> None:
     from matplotlib.patches import Rectangle
 
     zoomed = [r for r in results if ZOOM[0] <= r.summary["params"] <= ZOOM[1]]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 11), height_ratios=(1, 1.3))
+    if zoomed:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 11), height_ratios=(1, 1.3))
+    else:  # nothing on the frontier: the one panel
+        fig, top = plt.subplots(figsize=(10, 6))
     _draw_points(top, results)
     top.set_xscale("log")
     if zoomed:
@@ -154,8 +157,6 @@ def plot_params(results: list, out, path) -> None:
         bottom.set(xlabel=f"parameters ({ZOOM[0]:,} to {ZOOM[1]:,}, linear)",
                    ylabel="test accuracy (%), last 3 epochs",
                    title="The frontier: the networks under 9,000 parameters")
-    else:
-        bottom.set_visible(False)
     fig.tight_layout()  # before the names: they are placed in the final layout's pixels
     _label_points(top, [r for r in results if r not in zoomed])
     if zoomed:
