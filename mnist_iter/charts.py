@@ -10,8 +10,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from mnist_iter import stats  # noqa: E402
 
-BUDGETS = (4000, 5000, 6000, stats.TARGET_PARAMS)
 SMALL = 6000  # the project's own at or under this many parameters get a panel of their own
+BUDGETS = (4000, 5000, SMALL, stats.TARGET_PARAMS)
 PANEL_TITLES = {"002": "write-up 002: iterations 1 → 2 → 3",
                 "003": "write-up 003: steps 1 → 2a → 2b → 2c → 3",
                 "other": "write-ups 004, 000, 001 (one network each)",
@@ -73,8 +73,6 @@ def _label_points(ax, results: list) -> None:
     """Name every point beside it, covering no other name, no other marker and no axis: variants
     on the same spot share one label; a label tries spots on rings around its point, nearest
     first, and is tied to the point by a thin line when it had to move away from it."""
-    import itertools
-
     from matplotlib.transforms import Bbox
 
     spots: dict[tuple, list[str]] = {}
@@ -156,7 +154,7 @@ def plot_params(results: list, out, path) -> None:
         bottom.xaxis.set_major_formatter(lambda x, _: f"{x:,.0f}")
         bottom.set(xlabel=f"parameters ({ZOOM[0]:,} to {ZOOM[1]:,}, linear)",
                    ylabel="test accuracy (%), last 3 epochs",
-                   title="The frontier: the networks under 9,000 parameters")
+                   title=f"The frontier: the networks under {ZOOM[1]:,} parameters")
     fig.tight_layout()  # before the names: they are placed in the final layout's pixels
     _label_points(top, [r for r in results if r not in zoomed])
     if zoomed:
