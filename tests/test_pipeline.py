@@ -100,7 +100,7 @@ def project(tmp_path_factory, mnist_dir):
     p.run("git", "init", "-q")
     p.run("git", "add", "-A")
     p.run("git", "commit", "-qm", "tiny")
-    p.repro = p.run("dvc", "repro")
+    p.repro = p.run("dvc", "repro", timeout=1200)  # 440 s on a 2-core EPYC with 19 variants
     yield p
     stop_server(server)
 
