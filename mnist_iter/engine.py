@@ -22,10 +22,27 @@ from mnist_iter.models import model_for
 from mnist_iter.schedule import Schedule, make_optimizer
 
 EVAL_BATCH = 1000  # images per forward pass when evaluating; memory only, not results
+CHANCE_ACC = 12.0  # % at or under which a run ends "at chance": the commonest digit is 11.35%
+JUDGED_STEPS = 500  # SGD steps a run needs before ending at chance counts as diverged
 
 
 class Diverged(UserError):
     pass
+
+
+def check_converged(history: list[dict], steps: int, lr: float) -> None:
+    """Diverged when any number of any epoch is NaN or inf, or when a run of at least
+    JUDGED_STEPS steps ends at chance accuracy (held-out, else training): nothing is kept."""
+    for row in history:
+        bad = [k for k, v in row.items() if not math.isfinite(v)]
+        if bad:
+            raise Diverged(f"training diverged in epoch {row['epoch']} ({bad[0]} {row[bad[0]]}) "
+                           f"at lr {lr:g}; try a smaller lr (nothing was written)")
+    last = history[-1]
+    key = next(f"{k}_acc" for k in ("test", "val", "train") if f"{k}_acc" in last)
+    if steps >= JUDGED_STEPS and last[key] <= CHANCE_ACC:
+        raise Diverged(f"training diverged: {key} {last[key]:.2f}% after {steps:,} steps is chance "
+                       f"level (<= {CHANCE_ACC}%) at lr {lr:g}; try a smaller lr (nothing was written)")
 
 
 @dataclass
@@ -147,7 +164,8 @@ def fit(model: nn.Module, recipe, data: dict, device: torch.device,
     held_out = f", {len(splits['val'].labels):,} held out for validation" if "val" in splits else ""
     log(f"{len(train.labels):,} training images{held_out}")
     opt = make_optimizer(model, recipe)
-    schedule = Schedule(opt, recipe, math.ceil(len(train.labels) / recipe.batch_size))
+    steps_per_epoch = math.ceil(len(train.labels) / recipe.batch_size)
+    schedule = Schedule(opt, recipe, steps_per_epoch)
     average = weight_average(model, recipe.ema)
     step = make_step(model, opt, schedule, device, speed, recipe.label_smoothing, average)
     kept = model if average is None else average.module
@@ -156,17 +174,15 @@ def fit(model: nn.Module, recipe, data: dict, device: torch.device,
         start, lr = time.perf_counter(), schedule.lr
         train_loss, train_acc = train_epoch(model, step, train, recipe, gen, speed,
                                             f"epoch {epoch}/{recipe.epochs}")
-        if not math.isfinite(train_loss):
-            raise Diverged(f"training diverged in epoch {epoch} (loss {train_loss}) at lr {lr:g}; "
-                           "try a smaller lr")
         row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc}
         for name in ("val", "test"):
             if name in splits:
                 loss, acc, _ = evaluate(kept, splits[name].images, splits[name].labels, speed)
                 row |= {f"{name}_loss": loss, f"{name}_acc": acc}
         row["seconds"] = time.perf_counter() - start
-        schedule.after_epoch(row)
         history.append(row)
+        check_converged(history, epoch * steps_per_epoch, lr)
+        schedule.after_epoch(row)
         log(format_row(row, recipe.epochs))
     return kept, history
 

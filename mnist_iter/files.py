@@ -32,8 +32,18 @@ def screen_runs(candidate: str) -> Path:
     return REPORTS / "screen_runs" / f"{candidate}.csv"
 
 
-def checkpoint(variant: str) -> Path:
-    return MODELS / f"{variant}.pt"
+def checkpoint_dir(variant: str) -> Path:
+    """models/<v>/: one checkpoint per seed, seed<N>.pt."""
+    return MODELS / variant
+
+
+def checkpoint(variant: str, seed: int) -> Path:
+    return checkpoint_dir(variant) / f"seed{seed}.pt"
+
+
+def config_file(name: str, section: str = "variants") -> Path:
+    """The resolved recipe configure wrote for a variant (or a screen candidate)."""
+    return CONFIG_DIR / ("screen" if section == "screen" else "") / f"{name}.json"
 
 
 def train_dir(variant: str) -> Path:

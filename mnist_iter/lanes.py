@@ -1,9 +1,10 @@
-"""Run a variant's seeds in parallel lanes: worker processes with the CPU threads split between
+"""Run a recipe's seeds (`run_recipe`), in parallel lanes: worker processes with the CPU threads split between
 them. Every run uses exactly `recipe.threads` threads, in a lane or alone, because the numbers
 of a CPU run depend on its thread count; the lanes only decide how many run at once.
 
 Cores for one stage: $TRAIN_CORES when set (give each of N parallel `dvc queue` workers its
-share), else the CPUs this process may use. On a GPU the seeds run one after another.
+share), else the CPUs this process may use. On a GPU the seeds run one after another, or
+$GPU_LANES of them at once.
 """
 from __future__ import annotations
 
@@ -14,11 +15,16 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
+import pandas as pd
 import torch
 
 from mnist_iter.cli import UserError
+from mnist_iter.data import load_data
+from mnist_iter.engine import seed_recipes, train_seed, without_test
+from mnist_iter.files import DATA_FILE
 
 
 def available_cores() -> int:
@@ -30,10 +36,18 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def gpu_lanes() -> int:
+    """Seeds trained at once on one GPU: $GPU_LANES (default 1). A tiny network leaves most of
+    a GPU idle, so several processes on it train more seeds per minute."""
+    env = os.environ.get("GPU_LANES", "").strip() or "1"
+    if not env.isdigit() or int(env) < 1:
+        raise UserError(f"GPU_LANES = {env!r}: must be a whole number of processes >= 1")
+    return int(env)
+
+
 def lane_count(runs: int, threads: int, device: torch.device) -> int:
-    if device.type != "cpu":
-        return 1
-    return max(1, min(runs, available_cores() // threads))
+    lanes = gpu_lanes() if device.type != "cpu" else available_cores() // threads
+    return max(1, min(runs, lanes))
 
 
 def _watch_parent(parent: int) -> None:
@@ -50,40 +64,60 @@ def _lane_start(threads: int, parent: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
-def _run_in_lane(recipe, data_file: str, device: str, keep_model: bool, test: bool):
-    from mnist_iter.data import load_data
-    from mnist_iter.engine import train_seed, without_test
-
+def _run_in_lane(recipe, data_file: str, device: str, test: bool):
     def log(line: str) -> None:
         print(f"  seed {recipe.seed}: {line}", flush=True)
 
     data = load_data(data_file)
     model, history = train_seed(recipe, data if test else without_test(data),
                                 torch.device(device), log)
-    return (model.cpu().state_dict() if keep_model else None), history
+    return model.cpu().state_dict(), history
 
 
-def run_seeds(recipes: list, data_file: Path, device: torch.device, train: Callable,
-              log: Callable[[str], None] = print, test: bool = True) -> list[tuple]:
-    """Train every recipe; returns (state_dict of the first, None for the others; history) in
-    recipe order. `train(recipe, log)` trains in this process when one lane is enough (and
-    must leave out the test set itself when `test` is False, as the lanes do)."""
-    threads = recipes[0].threads
+@dataclass
+class SeedRuns:
+    """A recipe's runs, one per seed, in seed order."""
+    recipes: list  # each seed's recipe (seed = its seed, seeds = 1)
+    states: list[dict]  # each seed's trained weights, on the CPU
+    runs: pd.DataFrame  # every seed's epochs, with a `seed` column
+    seconds: float  # wall time of all of them
+    lanes: int  # how many ran at once
+
+
+def run_recipe(recipe, device: torch.device, data_file: Path = DATA_FILE, test: bool = True,
+               log: Callable[[str], None] = print) -> SeedRuns:
+    """Train every seed of `recipe` (seed, seed + 1, ...): in this process when one lane is
+    enough, else in parallel lanes. `test=False` leaves the test images out of every run (a
+    selection run). A run that diverged stops them all with `Diverged`."""
+    recipes = seed_recipes(recipe)
+    threads = recipe.threads
     lanes = lane_count(len(recipes), threads, device)
+    start = time.perf_counter()
     if lanes == 1:
         torch.set_num_threads(threads)
+        data = load_data(data_file)
+        data = data if test else without_test(data)
         results = []
-        for i, recipe in enumerate(recipes):
-            log(f"seed {recipe.seed} ({i + 1} of {len(recipes)}), {threads} thread(s)")
-            model, history = train(recipe, log)
-            results.append((model.cpu().state_dict() if i == 0 else None, history))
-        return results
-    log(f"{len(recipes)} seeds in {lanes} parallel lanes of {threads} thread(s) each")
+        for i, seed_recipe in enumerate(recipes):
+            log(f"seed {seed_recipe.seed} ({i + 1} of {len(recipes)}), {threads} thread(s)")
+            model, history = train_seed(seed_recipe, data, device, log)
+            results.append((model.cpu().state_dict(), history))
+    else:
+        log(f"{len(recipes)} seeds in {lanes} parallel lanes of {threads} thread(s) each")
+        results = _in_lanes(recipes, data_file, device, lanes, test)
+    seconds = time.perf_counter() - start
+    runs = pd.DataFrame([{"seed": r.seed, **row} for r, (_, history) in zip(recipes, results)
+                         for row in history])
+    return SeedRuns(recipes, [state for state, _ in results], runs, seconds, lanes)
+
+
+def _in_lanes(recipes: list, data_file: Path, device: torch.device, lanes: int,
+              test: bool) -> list[tuple]:
     pool = ProcessPoolExecutor(lanes, mp_context=get_context("spawn"), initializer=_lane_start,
-                               initargs=(threads, os.getpid()))
+                               initargs=(recipes[0].threads, os.getpid()))
     try:
-        futures = [pool.submit(_run_in_lane, recipe, str(data_file), str(device), i == 0, test)
-                   for i, recipe in enumerate(recipes)]
+        futures = [pool.submit(_run_in_lane, recipe, str(data_file), str(device), test)
+                   for recipe in recipes]
         results = [future.result() for future in futures]
     except BaseException:
         for process in list(pool._processes.values()):  # stop the lanes now, not after an epoch

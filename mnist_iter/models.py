@@ -1,4 +1,4 @@
-"""The architecture registry: small builders returning nn.Sequential, and `load_model`.
+"""The architecture registry: small builders returning nn.Sequential (checkpoints: checkpoint.py).
 
 Every network takes images scaled to [0, 1], shape (N, 1, 28, 28): it normalizes inside
 (`Normalize`, no parameters) and ends in log_softmax over the 10 classes.
@@ -7,7 +7,6 @@ Trailing comments: output side length after the layer, receptive field.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -16,7 +15,6 @@ from torch import nn
 from mnist_iter.cli import UserError
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # training-set pixel statistics on the [0, 1] scale
-CHECKPOINT_FORMAT = 2  # 2: recipes with write-up names (format 1 named them seeds)
 
 
 class Normalize(nn.Module):
@@ -212,11 +210,6 @@ def _ours(widths: tuple[int, ...], dropout: float, separable: int = 0) -> list[n
     ]
 
 
-def ours_narrow(dropout: float) -> list[nn.Module]:
-    """This project's own, narrow, 6,414 params."""
-    return _ours((8, 10, 12, 8, 12, 14, 14), dropout)
-
-
 def ours_wide(dropout: float) -> list[nn.Module]:
     """This project's own, wide, 7,776 params."""
     return _ours((10, 12, 14, 10, 12, 14, 16), dropout)
@@ -236,7 +229,6 @@ ARCHITECTURES: dict[str, Callable[[float], list[nn.Module]]] = {
     "writeup003_skeleton": writeup003_skeleton,
     "writeup003_bn": writeup003_bn,
     "writeup003_gap": writeup003_gap,
-    "ours_narrow": ours_narrow,
     "ours_wide": ours_wide,
 }
 FAMILY = "ours"  # the parameterized family: channels from the recipe's `widths` and `separable`
@@ -262,52 +254,3 @@ def model_for(recipe, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> nn.Se
 
 def count_params(model: nn.Module) -> int:
     return sum(w.numel() for w in model.parameters() if w.requires_grad)
-
-
-def checkpoint_content(model: nn.Module, recipe: dict) -> dict:
-    """What a checkpoint file holds: plain tensors and the resolved recipe (no pickled code)."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return {"format": CHECKPOINT_FORMAT, "recipe": recipe, "state_dict": state}
-
-
-def load_model(path: Path | str) -> nn.Module:
-    """Rebuild a trained network from its checkpoint, in eval mode, on the CPU.
-
-    The model takes images in [0, 1], shape (N, 1, 28, 28), and returns log-probabilities.
-    Checkpoints are read with `weights_only=True`: a file that would run code is refused, and
-    so is one whose recipe or weights do not fit this project's architectures.
-    """
-    from mnist_iter.recipe import make_recipe
-
-    retrain = "run `dvc repro` to train it again"
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such checkpoint; run `dvc repro` to train it") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, not a checkpoint; remove it and {retrain}") from None
-    except Exception as e:  # pickle.UnpicklingError, RuntimeError, EOFError, ...
-        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: not a checkpoint this project can load safely ({first}); "
-                        f"{retrain}") from None
-    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("recipe"), dict)
-            and isinstance(ckpt.get("state_dict"), dict)):
-        raise UserError(f"{path}: not a checkpoint written by this project's train stage; {retrain}")
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: checkpoint format {ckpt.get('format')!r}, this version reads "
-                        f"{CHECKPOINT_FORMAT}; {retrain}")
-    try:
-        recipe = make_recipe(ckpt["recipe"], where="recipe.")
-        model = model_for(recipe)
-    except UserError as e:
-        raise UserError(f"{path}: its recipe is not valid ({e}); {retrain}") from None
-    theirs, ours = ckpt["state_dict"], model.state_dict()
-    missing, unexpected = set(ours) - set(theirs), set(theirs) - set(ours)
-    misshaped = [k for k in set(ours) & set(theirs)
-                 if not isinstance(theirs[k], torch.Tensor) or theirs[k].shape != ours[k].shape]
-    if missing or unexpected or misshaped:
-        raise UserError(f"{path}: weights do not fit architecture {recipe.arch!r} ({len(missing)} "
-                        f"missing, {len(unexpected)} unexpected, {len(misshaped)} of the wrong "
-                        f"shape); {retrain}")
-    model.load_state_dict(theirs)
-    return model.eval()

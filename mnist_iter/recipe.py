@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from mnist_iter.cli import ParamsError
+from mnist_iter.models import ARCH_NAMES
 
 PARAMS_FILE = Path("params.yaml")
 SCHEDULERS = ("none", "step", "plateau", "onecycle")
@@ -236,8 +237,6 @@ def check_variant_name(name: Any, section: str = "variants") -> str:
 
 def resolve_variant(name: str, entry: Any, defaults: dict[str, Any],
                     section: str = "variants") -> Variant:
-    from mnist_iter.models import ARCH_NAMES  # the registry; imported late to keep this light
-
     where = f"{section}.{name}."
     if not isinstance(entry, dict):
         raise ParamsError(f"{section}.{name} = {entry!r}: must be a mapping with at least 'arch'")
@@ -370,3 +369,22 @@ def params_table() -> str:
     rows = ["| key | allowed | meaning | applies |", "|---|---|---|---|"]
     rows += [f"| `{k.name}` | {k.allowed} | {k.meaning} | {k.when or 'always'} |" for k in KEYS]
     return "\n".join(rows)
+
+
+def load_config(path: Path, name: str) -> Recipe:
+    """The resolved recipe configure wrote (configs/<v>.json): what train and screen run, so the
+    recipe flows one way, params.yaml -> configure -> configs -> train."""
+    import json
+
+    try:
+        values = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        known = ", ".join(sorted(p.stem for p in Path(path).parent.glob("*.json"))) or "none yet"
+        raise ParamsError(f"unknown variant {name!r}: no {path} (configure wrote: {known}); "
+                          "define it in params.yaml and run `dvc repro configure`") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ParamsError(f"{path}: cannot read it ({getattr(e, 'strerror', None) or e}); run "
+                          "`dvc repro -f configure` to write it again") from None
+    if not isinstance(values, dict):
+        raise ParamsError(f"{path}: not a recipe; run `dvc repro -f configure` to write it again")
+    return make_recipe(values, where=f"{path}: ")

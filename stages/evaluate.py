@@ -1,4 +1,5 @@
 """evaluate: measure one trained variant (its first seed's checkpoint) on the 10,000 test images.
+(Every seed's test accuracy per epoch is in its train/runs.csv.)
 
     python -m stages.evaluate VARIANT
 
@@ -15,16 +16,18 @@ from mnist_iter.cli import command
 from mnist_iter.data import load_data
 from mnist_iter.engine import evaluate
 from mnist_iter.layers import layer_table, per_class_accuracy, plot_mistakes
-from mnist_iter.models import count_params, load_model
-from mnist_iter.recipe import load_params
+from mnist_iter.checkpoint import load_model
+from mnist_iter.models import count_params
+from mnist_iter.recipe import load_config
 
 
 @command
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variant")
-    name = load_params().variant(parser.parse_args().variant).name
-    model = load_model(files.checkpoint(name))
+    name = parser.parse_args().variant
+    recipe = load_config(files.config_file(name), name)
+    model = load_model(files.checkpoint(name, recipe.seed))
     data = load_data(files.DATA_FILE)
     images, labels = data["test_images"], data["test_labels"]
     loss, acc, preds = evaluate(model, images, labels)

@@ -1,2 +1,2 @@
-"""Not a stage: `from stages.models import load_model` keeps working (the README's example)."""
-from mnist_iter.models import load_model  # noqa: F401
+"""Not a stage: `from stages.models import load_model` keeps working (older READMEs' example)."""
+from mnist_iter.checkpoint import load_model  # noqa: F401

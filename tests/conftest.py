@@ -66,7 +66,8 @@ def small_params(variants: dict | None = None, **top) -> dict:
     raw.setdefault("screen", {"cand": {"arch": "writeup002_it3", "val_size": 256}})
     raw["variants"] = variants if variants is not None else {
         "first": {"arch": "writeup002_it3", "writeup": "002 iteration 3"},
-        "second": {"arch": "ours_narrow", "improves_on": "first", "scheduler": "onecycle"},
+        "second": {"arch": "ours", "widths": "8-10-12-8-12-14-14", "improves_on": "first",
+                   "scheduler": "onecycle"},
     }
     return raw
 

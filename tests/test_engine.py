@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -194,6 +195,32 @@ def test_divergence_is_detected(recipe, small_data):
         train_once(dataclasses.replace(recipe, lr=100.0, dropout=0.0), small_data)
 
 
+def test_a_huge_lr_is_refused_even_when_the_training_loss_looks_finite(recipe, small_data):
+    with pytest.raises(Diverged, match="training diverged in epoch 1 .* at lr 1e\\+06"):
+        train_once(dataclasses.replace(recipe, lr=1e6, dropout=0.0), small_data)
+
+
+ROW = {"epoch": 1, "lr": 0.1, "train_loss": 2.3, "train_acc": 11.0, "test_loss": 2.3,
+       "test_acc": 9.8, "seconds": 1.0}
+
+
+@pytest.mark.parametrize("row, steps, message", [
+    (ROW | {"test_loss": float("nan")}, 10, r"in epoch 1 \(test_loss nan\)"),
+    (ROW | {"train_acc": float("inf"), "test_acc": 99.0}, 10, r"\(train_acc inf\)"),
+    (ROW, 500, r"test_acc 9.80% after 500 steps is chance level"),
+    ({k: v for k, v in ROW.items() if not k.startswith("test")} | {"val_loss": 2.3,
+                                                                   "val_acc": 10.1}, 900, "val_acc"),
+])
+def test_a_diverged_history_is_refused(row, steps, message):
+    with pytest.raises(Diverged, match=message):
+        engine.check_converged([row], steps, 0.1)
+
+
+def test_a_short_run_at_chance_is_not_called_diverged():
+    engine.check_converged([ROW], engine.JUDGED_STEPS - 1, 0.1)  # too few steps to judge
+    engine.check_converged([ROW | {"test_acc": 12.5}], 10_000, 0.1)
+
+
 def test_no_host_sync_inside_the_step_loop(recipe, small_data, monkeypatch):
     calls = []
     real_item = torch.Tensor.item
@@ -258,27 +285,39 @@ def test_validation_split_is_held_out_and_reported(recipe, mnist_data, small_dat
 def test_a_seed_gives_the_same_numbers_in_a_lane_as_alone(recipe, mnist_data, tmp_path,
                                                           monkeypatch):
     """Two 1-thread lanes (worker processes) against each seed trained alone in this process
-    with one thread: the same histories and weights."""
+    with one thread: the same histories and weights, and every seed's weights are kept."""
     data_file = tmp_path / "mnist.pt"
     torch.save(mnist_data, data_file)
-    runs = seed_recipes(dataclasses.replace(recipe, seeds=2, threads=1, epochs=1))
+    two = dataclasses.replace(recipe, seeds=2, threads=1, epochs=1)
     monkeypatch.setenv("TRAIN_CORES", "2")
     cpu = torch.device("cpu")
     assert lanes.lane_count(2, 1, cpu) == 2
-    in_lanes = lanes.run_seeds(runs, data_file, cpu, train=None, log=lambda _: None)
+    in_lanes = lanes.run_recipe(two, cpu, data_file, log=lambda _: None)
     monkeypatch.setenv("TRAIN_CORES", "1")
     threads = torch.get_num_threads()
     try:
-        alone = lanes.run_seeds(runs, data_file, cpu, log=lambda _: None,
-                                train=lambda r, log: train_seed(r, mnist_data, cpu, log))
+        alone = lanes.run_recipe(two, cpu, data_file, log=lambda _: None)
     finally:
         torch.set_num_threads(threads)
-    strip = lambda history: [{k: v for k, v in row.items() if k != "seconds"} for row in history]  # noqa: E731
-    assert [strip(h) for _, h in in_lanes] == [strip(h) for _, h in alone]
-    assert strip(in_lanes[0][1]) != strip(in_lanes[1][1])  # two seeds, two runs
-    for key, tensor in alone[0][0].items():
-        assert torch.equal(tensor, in_lanes[0][0][key]), key
-    assert in_lanes[1][0] is None  # only the first seed's weights are kept
+    assert (in_lanes.lanes, alone.lanes) == (2, 1)
+    strip = lambda runs: runs.drop(columns="seconds")  # noqa: E731
+    pd.testing.assert_frame_equal(strip(in_lanes.runs), strip(alone.runs))
+    assert list(in_lanes.runs["seed"].unique()) == [recipe.seed, recipe.seed + 1]
+    assert len(in_lanes.states) == len(alone.states) == 2  # every seed's weights are kept
+    for a, b in zip(alone.states, in_lanes.states):
+        for key, tensor in a.items():
+            assert torch.equal(tensor, b[key]), key
+    assert not torch.equal(*(s["1.0.weight"] for s in in_lanes.states))  # two seeds, two runs
+
+
+def test_gpu_lanes_come_from_the_environment(monkeypatch):
+    gpu = torch.device("cuda")
+    assert lanes.lane_count(5, 1, gpu) == 1
+    monkeypatch.setenv("GPU_LANES", "3")
+    assert lanes.lane_count(5, 1, gpu) == 3 and lanes.lane_count(2, 1, gpu) == 2
+    monkeypatch.setenv("GPU_LANES", "x")
+    with pytest.raises(UserError, match="GPU_LANES = 'x': must be a whole number"):
+        lanes.lane_count(5, 1, gpu)
 
 
 def test_lane_count_follows_the_cores(monkeypatch):

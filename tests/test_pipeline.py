@@ -20,7 +20,7 @@ import yaml
 
 from conftest import ROOT, run_queue, start_server, stop_server
 from mnist_iter.device import cpu_has_bf16
-from mnist_iter.models import load_model
+from mnist_iter.checkpoint import load_model
 
 pytestmark = pytest.mark.slow
 VARIANTS = list(yaml.safe_load((ROOT / "params.yaml").read_text())["variants"])

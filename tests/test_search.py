@@ -19,7 +19,7 @@ from mnist_iter.stats import held_out
 
 @pytest.mark.parametrize("widths, separable, params", [
     ("10-12-14-10-12-14-16", 0, 7_776),  # ours_wide, the network of ours_7k8
-    ("8-10-12-8-12-14-14", 0, 6_414),    # ours_narrow
+    ("8-10-12-8-12-14-14", 0, 6_414),    # the narrow one
     ("8-12-16-12-20-20-24", 3, 4_918),   # docs/search.md's a4918s3
     ("8-12-16-12-20-24-24", 4, 3_710),   # a3710s4
 ])
