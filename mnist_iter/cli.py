@@ -44,7 +44,7 @@ KEEP_FREED = 1 << 30  # bytes
 def keep_freed_memory() -> bool:
     """Tell glibc's malloc to keep freed memory (up to 1 GiB) instead of returning it to the
     kernel: a training step frees and re-allocates the same multi-MB buffers every batch, and
-    faulting their pages in again is a measurable share of a CPU step (docs/benchmark.md).
+    faulting their pages in again is a measurable share of a CPU step (docs/evidence.md, "Speed").
     Changes speed only. False where malloc is not glibc's."""
     if not sys.platform.startswith("linux"):
         return False

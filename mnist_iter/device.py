@@ -92,7 +92,7 @@ def cpu_has_bf16() -> bool:
 def pick_speedups(device: torch.device, recipe) -> Speedups:
     """CUDA: channels_last and cuDNN autotuning; every device: the recipe's compile mode; `amp`
     means bf16 autocast on CUDA and on CPUs with native bf16, and is ignored elsewhere. CPUs
-    keep NCHW: BatchNorm's channels-last CPU kernel is slow on 8-12 channels (docs/benchmark.md)."""
+    keep NCHW: BatchNorm's channels-last CPU kernel is slow on 8-12 channels (docs/evidence.md, "Speed")."""
     cuda = device.type == "cuda"
     amp_ok = cuda or (device.type == "cpu" and cpu_has_bf16())
     return Speedups(
