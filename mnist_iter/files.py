@@ -18,18 +18,19 @@ RAW_DIR = Path("data/MNIST/raw")
 CONFIG_DIR = Path("configs")
 MODELS = Path("models")
 REPORTS = Path("reports")
+SEARCH = Path("search")  # the search for smaller networks: its own dvc.yaml, params and outputs
 VARIANT_REPORTS = REPORTS / "variants"
 TMP_MARK = ".tmp-"  # temporary files are named .<name>.tmp-<pid>; stale ones are swept
 
 
 def screen_metrics(candidate: str) -> Path:
     """A screen candidate's validation numbers (a DVC metrics file)."""
-    return REPORTS / "screen" / f"{candidate}.json"
+    return SEARCH / "results" / f"{candidate}.json"
 
 
 def screen_runs(candidate: str) -> Path:
     """... and every seed's epochs (validation columns only)."""
-    return REPORTS / "screen_runs" / f"{candidate}.csv"
+    return SEARCH / "runs" / f"{candidate}.csv"
 
 
 def checkpoint_dir(variant: str) -> Path:
@@ -42,8 +43,8 @@ def checkpoint(variant: str, seed: int) -> Path:
 
 
 def config_file(name: str, section: str = "variants") -> Path:
-    """The resolved recipe configure wrote for a variant (or a screen candidate)."""
-    return CONFIG_DIR / ("screen" if section == "screen" else "") / f"{name}.json"
+    """The resolved recipe configure wrote for a variant (or the search's for a candidate)."""
+    return (SEARCH if section == "screen" else Path()) / CONFIG_DIR / f"{name}.json"
 
 
 def train_dir(variant: str) -> Path:
@@ -68,6 +69,13 @@ def sweep_stale(folder: Path) -> None:
     for path in folder.glob(f".*{TMP_MARK}*") if folder.is_dir() else ():
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+def remove_others(folder: Path, pattern: str, keep: set[Path]) -> None:
+    """After a set of outputs is in place: remove the files of `folder` matching `pattern` that
+    it does not hold (a variant or candidate no longer in params.yaml)."""
+    for stale in set(folder.glob(pattern)) - set(keep):
+        stale.unlink()
 
 
 def check_writable(*folders: Path) -> None:

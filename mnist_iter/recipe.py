@@ -22,6 +22,7 @@ from mnist_iter.cli import ParamsError
 from mnist_iter.models import ARCH_NAMES
 
 PARAMS_FILE = Path("params.yaml")
+SEARCH_PARAMS = Path("search/params.yaml")  # the selection candidates, `screen:`
 SCHEDULERS = ("none", "step", "plateau", "onecycle")
 OPTIMIZERS = ("sgd", "adam")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
@@ -213,8 +214,8 @@ class Params:
 
     def candidate(self, name: str) -> Variant:
         if name not in self.screen:
-            raise ParamsError(f"unknown screen candidate {name!r}; params.yaml's screen: "
-                              f"defines: {', '.join(self.screen) or 'none'}")
+            raise ParamsError(f"unknown screen candidate {name!r}; {SEARCH_PARAMS} defines: "
+                              f"{', '.join(self.screen) or 'none'}")
         return self.screen[name]
 
 
@@ -283,9 +284,14 @@ def expand_extends(section: str, entries: dict, pool: dict[str, dict]) -> dict[s
     return {name: expand(name, ()) for name in entries}
 
 
-def parse_params(raw: Any) -> Params:
+def parse_params(raw: Any, search: bool = False) -> Params:
+    """The root params.yaml as a mapping; `search`: with the candidates of search/params.yaml
+    merged in under `screen:`."""
     if not isinstance(raw, dict):
         raise ParamsError("params.yaml: must be a mapping of keys to values")
+    if "screen" in raw and not search:
+        raise ParamsError(f"screen: the selection candidates live in {SEARCH_PARAMS}; move them "
+                          "there")
     unknown_keys("", set(raw), set(SPEC) | {"data", "variants", "screen"})
     missing = [k.name for k in KEYS if k.name not in raw]
     if missing:
@@ -349,6 +355,22 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    return parse_params(read_yaml(path))
+
+
+def load_search(path: Path | str = SEARCH_PARAMS, root: Path | str = PARAMS_FILE) -> Params:
+    """The root's defaults and variants, and the selection candidates of search/params.yaml
+    (a candidate may extend a variant)."""
+    raw, search = read_yaml(root), read_yaml(path)
+    if not isinstance(search, dict):
+        raise ParamsError(f"{path}: must be a mapping with one key, screen")
+    unknown_keys(f"{path}: ", set(search), {"screen"})
+    if isinstance(raw, dict):
+        raw = {**raw, "screen": search.get("screen") or {}}
+    return parse_params(raw, search=True)
+
+
+def read_yaml(path: Path | str) -> Any:
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as e:
@@ -361,7 +383,7 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
         mark = getattr(e, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path}: not valid YAML{line}") from None
-    return parse_params(raw)
+    return raw
 
 
 def params_table() -> str:

@@ -158,13 +158,13 @@ def read_candidate(candidate: Variant) -> tuple[pd.DataFrame, int]:
         weights = int(json.loads(metrics.read_text())["weights"])
     except FileNotFoundError as e:
         raise DataError(f"{e.filename}: missing; `dvc repro screen@{candidate.name}` "
-                        "runs it") from None
+                        "in search/ runs it") from None
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError,
             pd.errors.ParserError) as e:
         first = f"no key {e}" if isinstance(e, KeyError) else \
             (str(e).splitlines() or [type(e).__name__])[0][:120]
         raise DataError(f"{candidate.name}: a screen file is damaged ({first}); "
-                        f"`dvc repro -f screen@{candidate.name}` writes it again") from None
+                        f"`dvc repro -f screen@{candidate.name}` in search/ writes it again") from None
     return runs, weights
 
 

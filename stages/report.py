@@ -45,9 +45,8 @@ def main() -> None:
                                       float_format="%.6g")
         charts.plot_accuracy(results, out, REPORTS / "accuracy.png")
         charts.plot_params(results, out, REPORTS / "params_vs_accuracy.png")
-    for stale in set((REPORTS / "metrics").glob("*.json")) - {
-            REPORTS / "metrics" / f"{name}.json" for name in variants}:
-        stale.unlink()  # a variant no longer in params.yaml
+    files.remove_others(REPORTS / "metrics", "*.json",
+                        {REPORTS / "metrics" / f"{name}.json" for name in variants})
     print((REPORTS / "summary.md").read_text())
     print((REPORTS / "verdicts.md").read_text())
 

@@ -63,7 +63,6 @@ def small_params(variants: dict | None = None, **top) -> dict:
                 "ema": 0.0}
     assert set(defaults) == {k.name for k in KEYS}
     raw = {"data": {"mirrors": []}, **defaults, **top}
-    raw.setdefault("screen", {"cand": {"arch": "writeup002_it3", "val_size": 256}})
     raw["variants"] = variants if variants is not None else {
         "first": {"arch": "writeup002_it3", "writeup": "002 iteration 3"},
         "second": {"arch": "ours", "widths": "8-10-12-8-12-14-14", "improves_on": "first",

@@ -42,17 +42,27 @@ def closed_subset(screen: dict, variants: dict, size: int) -> dict:
     return kept
 
 
+def tiny_entry(entry: dict, scheduler: str) -> None:
+    entry.pop("train_subset", None)
+    entry["seeds"] = 1  # explicit: an entry may extend ours_7k8, which gets 2 below
+    if "epochs" in entry:
+        entry["epochs"] = 2
+    if entry.get("scheduler", scheduler) == "step":
+        entry.update(step=1, step_start=1)  # so that gamma matters within 2 epochs
+
+
 def tiny_params(raw: dict) -> dict:
     raw["epochs"], raw["train_subset"], raw["seeds"] = 1, 1000, 1
-    raw["screen"] = closed_subset(raw.get("screen", {}), raw["variants"], TINY_SCREEN)
-    for entry in [*raw["variants"].values(), *raw["screen"].values()]:
-        entry.pop("train_subset", None)
-        entry["seeds"] = 1  # explicit: an entry may extend ours_7k8, which gets 2 below
-        if "epochs" in entry:
-            entry["epochs"] = 2
-        if entry.get("scheduler", raw["scheduler"]) == "step":
-            entry.update(step=1, step_start=1)  # so that gamma matters within 2 epochs
+    for entry in raw["variants"].values():
+        tiny_entry(entry, raw["scheduler"])
     raw["variants"]["ours_7k8"]["seeds"] = 2  # one variant with several seeds
+    return raw
+
+
+def tiny_search(raw: dict, root: dict) -> dict:
+    raw["screen"] = closed_subset(raw["screen"], root["variants"], TINY_SCREEN)
+    for entry in raw["screen"].values():
+        tiny_entry(entry, root["scheduler"])
     return raw
 
 
@@ -60,9 +70,10 @@ class Project:
     def __init__(self, path: Path, env: dict):
         self.path, self.env = path, env
 
-    def run(self, *cmd: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-        result = subprocess.run(cmd, cwd=self.path, env=self.env, capture_output=True, text=True,
-                                timeout=timeout)
+    def run(self, *cmd: str, check: bool = True, timeout: int = 600,
+            cwd: str = ".") -> subprocess.CompletedProcess:
+        result = subprocess.run(cmd, cwd=self.path / cwd, env=self.env, capture_output=True,
+                                text=True, timeout=timeout)
         if check and result.returncode != 0:
             pytest.fail(f"{' '.join(cmd)} exited {result.returncode}:\n{result.stdout}\n"
                         f"{result.stderr}")
@@ -71,8 +82,8 @@ class Project:
     def read_json(self, rel: str) -> dict:
         return json.loads((self.path / rel).read_text())
 
-    def set_params(self, edit) -> None:
-        params = self.path / "params.yaml"
+    def set_params(self, edit, rel: str = "params.yaml") -> None:
+        params = self.path / rel
         params.write_text(yaml.safe_dump(edit(yaml.safe_load(params.read_text())), sort_keys=False))
 
 
@@ -96,6 +107,8 @@ def project(tmp_path_factory, mnist_dir):
     p = Project(path, env)
     p.downloads = downloads
     p.set_params(tiny_params)
+    root = yaml.safe_load((path / "params.yaml").read_text())
+    p.set_params(lambda raw: tiny_search(raw, root), "search/params.yaml")
     p.run(sys.executable, "-m", "mnist_iter.plots_page", ".dvc/offline.html")
     p.run("git", "init", "-q")
     p.run("git", "add", "-A")
@@ -154,18 +167,23 @@ def test_dvc_tables_fit_a_terminal(project):
     assert len(shown.splitlines()) == 1 + len(VARIANTS)
 
 
-def test_screen_candidates_measure_on_held_out_images_only(project):
-    screen = yaml.safe_load((project.path / "params.yaml").read_text())["screen"]
+def test_the_search_runs_from_its_folder_on_held_out_images_only(project):
+    assert "screen@" not in project.repro.stdout  # the root pipeline leaves the search alone
+    screen = yaml.safe_load((project.path / "search/params.yaml").read_text())["screen"]
     assert any("improves_on" in c for c in screen.values()), "no ablation in the tiny project"
+    repro = project.run("dvc", "repro", cwd="search", timeout=900)
+    assert "Running stage 'download'" not in repro.stdout  # it reuses the root's data
+    assert "Running stage 'prepare'" not in repro.stdout
     for name in screen:
-        assert f"Running stage 'screen@{name}'" in project.repro.stdout
-        summary = project.read_json(f"reports/screen/{name}.json")
+        assert f"Running stage 'screen@{name}'" in repro.stdout
+        summary = project.read_json(f"search/results/{name}.json")
         assert {"val_last3", "val_worst3", "val_acc", "weights", "minutes"} <= set(summary)
-        runs = pd.read_csv(project.path / f"reports/screen_runs/{name}.csv")
+        runs = pd.read_csv(project.path / f"search/runs/{name}.csv")
         assert "val_acc" in runs and not any(c.startswith("test_") for c in runs)
         assert not any("test" in key for key in summary)
-        assert f"| {name} " in (project.path / "reports/search.md").read_text()
-    assert "Running stage 'search'" in project.repro.stdout
+        assert f"| {name} " in (project.path / "search/table.md").read_text()
+    assert "Running stage 'table'" in repro.stdout
+    assert project.run("dvc", "status", cwd="search").stdout.strip().endswith("up to date.")
 
 
 def test_several_seeds(project):

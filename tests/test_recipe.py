@@ -80,7 +80,7 @@ def test_a_key_given_twice_is_an_error(tmp_path):
 def test_variant_overrides_and_inherits():
     raw = with_changes({"gamma": 0.33, "lr": 0.02})
     raw["variants"] = {"a": {"arch": "writeup002_it3"}, "b": {"arch": "writeup004", "lr": 0.5}}
-    params = parse_params(raw)
+    params = parse_params(raw, search=True)
     a, b = params.variants["a"].recipe, params.variants["b"].recipe
     assert (a.lr, a.gamma) == (0.02, 0.33) and b.lr == 0.5
 
@@ -93,7 +93,7 @@ def test_an_entry_extends_another():
         "c": {"extends": "b", "arch": "writeup002_it3"},
     }
     raw["screen"] = {"s": {"extends": "c", "val_size": 100}, "t": {"extends": "s", "lr": 0.1}}
-    params = parse_params(raw)
+    params = parse_params(raw, search=True)
     b, c = params.variants["b"], params.variants["c"]
     assert (b.recipe.arch, b.recipe.lr, b.recipe.epochs) == ("writeup004", 0.5, 4)
     assert (b.writeup, b.reported, b.improves_on) == ("", None, "a")  # the parent's own stay
@@ -115,13 +115,13 @@ def test_bad_extends(variants, needle):
     raw = with_changes()
     raw["variants"] = variants
     with pytest.raises(ParamsError, match=needle):
-        parse_params(raw)
+        parse_params(raw, search=True)
 
 
 def test_resolved_recipe_leaves_out_what_does_not_apply():
     raw = with_changes()
     raw["variants"] = {"plain": {"arch": "writeup004", "scheduler": "none", "rotation": 0}}
-    recipe = parse_params(raw).variants["plain"].recipe
+    recipe = parse_params(raw, search=True).variants["plain"].recipe
     d = recipe.to_dict()
     assert not {"gamma", "step", "fill", "patience", "max_lr"} & set(d)
     assert make_recipe(d) == recipe  # the configs/<v>.json round trip
@@ -130,10 +130,10 @@ def test_resolved_recipe_leaves_out_what_does_not_apply():
 def test_one_cycle_drops_the_lr_and_momentum_it_overrides():
     raw = with_changes()
     raw["variants"] = {"cycle": {"arch": "writeup004", "scheduler": "onecycle", "max_lr": 0.1}}
-    recipe = parse_params(raw).variants["cycle"].recipe
+    recipe = parse_params(raw, search=True).variants["cycle"].recipe
     assert recipe.lr is None and recipe.momentum is None and recipe.max_lr == 0.1
     raw["variants"]["cycle"] |= {"lr": 0.5, "momentum": 0.5}  # no re-training for these
-    assert parse_params(raw).variants["cycle"].recipe.to_dict() == recipe.to_dict()
+    assert parse_params(raw, search=True).variants["cycle"].recipe.to_dict() == recipe.to_dict()
 
 
 def test_every_key_is_documented_once():

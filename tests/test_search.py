@@ -20,7 +20,7 @@ from mnist_iter.stats import held_out
 @pytest.mark.parametrize("widths, separable, params", [
     ("10-12-14-10-12-14-16", 0, 7_776),  # ours_wide, the network of ours_7k8
     ("8-10-12-8-12-14-14", 0, 6_414),    # the narrow one
-    ("8-12-16-12-20-20-24", 3, 4_918),   # docs/search.md's a4918s3
+    ("8-12-16-12-20-20-24", 3, 4_918),   # search/history.md's a4918s3
     ("8-12-16-12-20-24-24", 4, 3_710),   # a3710s4
 ])
 def test_family_parameter_counts(widths, separable, params):
@@ -59,14 +59,14 @@ def test_every_separable_depth_runs_and_saves_parameters(separable):
 def test_family_keys_are_checked(change, needle):
     raw = small_params(**change)
     with pytest.raises(ParamsError) as err:
-        parse_params(raw)
+        parse_params(raw, search=True)
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
 def test_family_keys_apply_to_the_family_only():
     raw = small_params(variants={"fam": {"arch": "ours", "widths": "8-8-8-8-8-8-8"},
                                  "named": {"arch": "writeup002_it3"}})
-    params = parse_params(raw)
+    params = parse_params(raw, search=True)
     assert params.variant("fam").recipe.widths == "8-8-8-8-8-8-8"
     assert "widths" not in params.variant("named").recipe.to_dict()
 
@@ -115,10 +115,10 @@ def test_a_selection_run_has_no_test_set(mnist_data, recipe):
 def test_screen_candidates_inherit_and_are_checked():
     raw = small_params()
     raw["screen"] = {"wide": {"arch": "ours", "widths": "8-8-8-8-8-8-8", "val_size": 1000}}
-    cand = parse_params(raw).candidate("wide").recipe
+    cand = parse_params(raw, search=True).candidate("wide").recipe
     assert (cand.arch, cand.val_size, cand.lr) == ("ours", 1000, raw["lr"])
     with pytest.raises(ParamsError, match="unknown screen candidate 'narrow'; .* defines: wide"):
-        parse_params(raw).candidate("narrow")
+        parse_params(raw, search=True).candidate("narrow")
 
 
 @pytest.mark.parametrize("entry, needle", [
@@ -132,7 +132,7 @@ def test_bad_screen_candidates_are_one_line(entry, needle):
     raw = copy.deepcopy(small_params())
     raw["screen"] = {"cand": entry}
     with pytest.raises(ParamsError) as err:
-        parse_params(raw)
+        parse_params(raw, search=True)
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
@@ -140,7 +140,7 @@ def test_bad_screen_candidate_name_is_one_line():
     raw = small_params()
     raw["screen"] = {"a b": {"arch": "ours", "val_size": 100}}
     with pytest.raises(ParamsError, match="a candidate name is"):
-        parse_params(raw)
+        parse_params(raw, search=True)
 
 
 def _val_runs(finals: list[float]) -> pd.DataFrame:
@@ -160,7 +160,7 @@ def test_search_table_says_what_each_ablation_changed_and_whether_it_mattered():
         "ema": {"arch": "ours", "widths": "8-12-16-12-20-20-24", "separable": 3, "ema": 0.99,
                 "val_size": 1000, "seeds": 3, "improves_on": "best"},
     }
-    candidates = parse_params(raw).screen
+    candidates = parse_params(raw, search=True).screen
     runs = {"best": _val_runs([99.40, 99.42, 99.38]), "no_sep": _val_runs([99.20, 99.22, 99.18]),
             "ema": _val_runs([99.41, 99.37, 99.40])}
     table = search_table(candidates, runs, {"best": 4918, "no_sep": 7000, "ema": 4918})
@@ -179,7 +179,7 @@ def test_an_ablation_must_name_another_candidate():
     raw = small_params()
     raw["screen"] = {"a": {"arch": "ours", "val_size": 100, "improves_on": "nobody"}}
     with pytest.raises(ParamsError, match=r"screen.a.improves_on = 'nobody': must name another"):
-        parse_params(raw)
+        parse_params(raw, search=True)
 
 
 def test_a_missing_or_old_screen_file_is_one_line(tmp_path, monkeypatch):
@@ -187,13 +187,13 @@ def test_a_missing_or_old_screen_file_is_one_line(tmp_path, monkeypatch):
     from mnist_iter.report import read_candidate
 
     monkeypatch.chdir(tmp_path)
-    raw = small_params()
-    candidate = parse_params(raw).candidate("cand")
-    with pytest.raises(DataError, match=r"cand.csv: missing; `dvc repro screen@cand` runs it"):
+    raw = small_params(screen={"cand": {"arch": "writeup002_it3", "val_size": 256}})
+    candidate = parse_params(raw, search=True).candidate("cand")
+    with pytest.raises(DataError, match=r"cand.csv: missing; `dvc repro screen@cand` in search/ runs it"):
         read_candidate(candidate)
-    (tmp_path / "reports/screen_runs").mkdir(parents=True)
-    (tmp_path / "reports/screen").mkdir()
-    _val_runs([99.4]).to_csv(tmp_path / "reports/screen_runs/cand.csv", index=False)
-    (tmp_path / "reports/screen/cand.json").write_text('{"params": 4918}')  # before 'weights'
+    (tmp_path / "search/runs").mkdir(parents=True)
+    (tmp_path / "search/results").mkdir()
+    _val_runs([99.4]).to_csv(tmp_path / "search/runs/cand.csv", index=False)
+    (tmp_path / "search/results/cand.json").write_text('{"params": 4918}')  # before 'weights'
     with pytest.raises(DataError, match=r"damaged \(no key 'weights'\); `dvc repro -f screen@cand`"):
         read_candidate(candidate)

@@ -1,12 +1,12 @@
 """screen: train one selection candidate on the training images less its val_size held-out
 ones, and measure it on those only; the test images are never loaded into the run.
 
-    python -m stages.screen CANDIDATE
+    python -m search.screen CANDIDATE      (from the repository root; dvc runs it there)
 
-Candidates live under `screen:` in params.yaml (same keys as a variant); the stage runs the
-resolved recipe configure wrote (configs/screen/<c>.json). Writes reports/screen/<c>.json
-(validation last-3 mean, worst, final; parameters; seeds) and reports/screen_runs/<c>.csv (every
-seed's epochs). No checkpoint: a candidate is only compared."""
+Candidates live under `screen:` in search/params.yaml (same keys as a variant); the stage runs
+the resolved recipe the search's configure wrote (search/configs/<c>.json). Writes
+search/results/<c>.json (validation last-3 mean, worst, final; parameters; seeds) and
+search/runs/<c>.csv (every seed's epochs). No checkpoint: a candidate is only compared."""
 import argparse
 
 from mnist_iter import files
