@@ -35,7 +35,6 @@ $(READY): requirements.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements.txt
-	$(PYTHON) -m mnist_iter.plots_page .dvc/offline.html
 	touch $@
 
 clean-venv:

@@ -3,6 +3,7 @@ depends on the library modules it runs: the root pipeline's and the search's (se
 from __future__ import annotations
 
 import ast
+import subprocess
 
 import yaml
 
@@ -80,3 +81,16 @@ def test_stages_depend_on_the_code_they_run():
         needed = library_closure(module) - PLUMBING - COVERED.get(name, set())
         missing = needed - deps
         assert module in deps and not missing, f"stage {name}: add {sorted(missing)} to its deps"
+
+
+def test_the_offline_plots_template_is_committed_and_current():
+    """`dvc plots show/diff` work in any checkout: .dvc/config's template is in Git, and it is
+    what `python -m mnist_iter.plots_page` writes with the pinned vl-convert-python."""
+    from mnist_iter.plots_page import TEMPLATE, page
+
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(TEMPLATE)], cwd=ROOT,
+                             capture_output=True)
+    assert tracked.returncode == 0, f"{TEMPLATE} is not committed"
+    assert "html_template = offline.html" in (ROOT / ".dvc/config").read_text()
+    assert (ROOT / TEMPLATE).read_text() == page(), (
+        f"{TEMPLATE} is stale: run `python -m mnist_iter.plots_page` and commit it")

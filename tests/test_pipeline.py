@@ -109,7 +109,6 @@ def project(tmp_path_factory, mnist_dir):
     p.set_params(tiny_params)
     root = yaml.safe_load((path / "params.yaml").read_text())
     p.set_params(lambda raw: tiny_search(raw, root), "search/params.yaml")
-    p.run(sys.executable, "-m", "mnist_iter.plots_page", ".dvc/offline.html")
     p.run("git", "init", "-q")
     p.run("git", "add", "-A")
     p.run("git", "commit", "-qm", "tiny")
