@@ -74,20 +74,49 @@ def rev_column(rev: str | None, name: str | None = None) -> Column:
         raise UserError(f"unknown revision or experiment {rev!r}; `dvc exp show` lists "
                         "the experiments, `git log` the commits") from None
     metrics: dict[str, dict] = {}
-    for rev_data in shown.values():
-        for path, file_data in rev_data.get("data", {}).items():
-            if match := METRIC.match(os.path.relpath(path) if os.path.isabs(path) else path):
-                if isinstance(file_data.get("error"), FileNotFoundError):
-                    raise UserError(f"{name or rev}: its metrics are not in the DVC cache; "
-                                    "`dvc pull` (or `dvc exp pull`) fetches them")
-                if file_data.get("error") is not None:
-                    raise UserError(f"{name or rev}: {path} cannot be read "
-                                    f"({file_data['error']}); re-run `dvc repro report`")
-                metrics[match["variant"]] = file_data.get("data") or {}
+    for path, file_data in _of_rev(shown, rev).get("data", {}).items():
+        if match := METRIC.match(os.path.relpath(path) if os.path.isabs(path) else path):
+            if isinstance(file_data.get("error"), FileNotFoundError):
+                raise UserError(f"{name or rev}: its metrics are not in the DVC cache; "
+                                "`dvc pull` (or `dvc exp pull`) fetches them")
+            if file_data.get("error") is not None:
+                raise UserError(f"{name or rev}: {path} cannot be read "
+                                f"({file_data['error']}); re-run `dvc repro report`")
+            metrics[match["variant"]] = _checked(file_data.get("data"), name or rev, path)
     if not metrics:
         raise UserError(f"{name or rev}: has no reports/metrics/<variant>.json (older than "
                         "this layout, or not reproduced yet)")
     return Column(name or rev or "workspace", metrics, params)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _checked(data, column: str | None, path: str) -> dict:
+    """A variant's metrics as compare reads them, or one line naming the file and the key."""
+    fix = "re-run `dvc repro report`"
+    if not isinstance(data, dict):
+        raise UserError(f"{column or 'workspace'}: {path} is not a mapping of metrics; {fix}")
+    for key, ok in (("last3", _number(data.get("last3"))),
+                    ("seeds", isinstance(data.get("seeds", 1), int)
+                     and not isinstance(data.get("seeds", 1), bool)),
+                    ("last3_sd", data.get("last3_sd") is None or _number(data["last3_sd"]))):
+        if not ok:
+            raise UserError(f"{column or 'workspace'}: {path}: {key} = {data.get(key)!r} is not "
+                            f"a number; {fix}")
+    return data
+
+
+def _of_rev(shown: dict, rev: str | None) -> dict:
+    """The entry of metrics.show for `rev` alone: asked for a revision it returns the
+    workspace's too, under "workspace" (the workspace alone comes under "")."""
+    if rev is None:
+        return shown.get("workspace") or shown.get("", {})
+    if rev in shown:
+        return shown[rev]
+    others = [data for name, data in shown.items() if name != "workspace"]
+    return others[0] if len(others) == 1 else {}
 
 
 def noise(base: dict, other: dict) -> float:

@@ -44,6 +44,7 @@ def _family(r: Mapping) -> bool:
     return r["arch"] == "ours"
 
 
+INTEGER = re.compile(r"[+-]?[0-9]+")
 WIDTHS = re.compile(r"([1-9][0-9]?)(-[1-9][0-9]?){6}")  # seven channel counts, 1-99
 
 
@@ -147,12 +148,14 @@ Recipe = dataclasses.make_dataclass(
 
 
 def check_value(where: str, key: str, value: Any) -> Any:
-    """The value as its key's type, or ParamsError. Numbers may be written as YAML reads them
-    (1e-3 is a string to YAML 1.1) but must be finite."""
+    """The value as its key's type, or ParamsError. A number may come as a string, for every
+    numeric key alike (YAML 1.1 reads 1e-3 as one, and `-S` may quote), but must be finite."""
     spec = SPEC[key]
-    if spec.kind is float and isinstance(value, str):
+    if spec.kind in (int, float) and isinstance(value, str):  # the same for every numeric key
+        text = value.strip().replace("_", "")
         try:
-            value = float(value.replace("_", ""))
+            value = float(text) if spec.kind is float else int(text) if INTEGER.fullmatch(text) \
+                else value
         except ValueError:
             pass
     if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -341,11 +344,15 @@ def parse_screen(entries: Any, defaults: dict[str, Any],
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, but a key given twice in one mapping is an error."""
+    """YAML's safe loader, but a key given twice in one mapping is an error. Anchors, aliases
+    and merge keys (`<<: *defaults`) work as in PyYAML and DVC; a key written beside a merge
+    overrides the merged one, as YAML says."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise ParamsError(f"line {key_node.start_mark.line + 1}: key {key!r} is given "
@@ -379,6 +386,9 @@ def read_yaml(path: Path | str) -> Any:
         raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except ParamsError as e:
         raise ParamsError(f"{path} {e}") from None
+    except RecursionError:
+        raise ParamsError(f"{path}: nested too deeply to read; a params file is a few levels "
+                          "of mappings") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""

@@ -43,11 +43,13 @@ def toy(tmp_path_factory):
                                    # screen run: compare must not lose the columns to it
                                    "metrics: [reports/screen]\n")
     run("git", "init", "-q")
+    run("git", "commit", "-q", "--allow-empty", "-m", "root: no results yet")
     run("dvc", "init", "-q")
     run("dvc", "repro", "-q")
     run("git", "add", "-A")
     run("git", "commit", "-qm", "baseline")
     run("dvc", "exp", "run", "-q", "-n", "hot", "-S", "gamma=0.5")
+    run.path = path
     return run
 
 
@@ -75,3 +77,24 @@ def test_named_revisions_and_unknown_one(toy):
     assert bad.stderr.strip().splitlines() == [
         "error: unknown revision or experiment 'no-such-rev'; `dvc exp show` lists the "
         "experiments, `git log` the commits"]
+
+
+@pytest.mark.slow
+def test_a_revision_column_shows_that_revision_only(toy):
+    """DVC's metrics.show(revs=[rev]) also returns the workspace: a commit without results
+    must say so, and a variant only in the workspace must not appear under HEAD."""
+    root = toy(sys.executable, "-m", "mnist_iter.compare", "HEAD~1", check=False)
+    assert root.returncode == 1
+    assert root.stderr.startswith("error: HEAD~1: has no reports/metrics/<variant>.json")
+    extra = toy.path / "reports/metrics/c.json"
+    extra.write_text('{"last3": 98.0, "test_acc": 98.0, "seeds": 1}')
+    try:
+        out = toy(sys.executable, "-m", "mnist_iter.compare", "HEAD", "HEAD~1", check=False)
+        assert out.returncode == 1 and "HEAD~1: has no reports/metrics" in out.stderr
+        out = toy(sys.executable, "-m", "mnist_iter.compare", "HEAD").stdout
+        assert not any(line.startswith("c ") for line in out.splitlines()), out
+        out = toy(sys.executable, "-m", "mnist_iter.compare").stdout  # the workspace has it
+        row = next(line for line in out.splitlines() if line.startswith("c "))
+        assert row.split()[1:3] == ["98.00", "-"]
+    finally:
+        extra.unlink()

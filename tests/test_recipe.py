@@ -174,3 +174,49 @@ def test_yaml_syntax_error(tmp_path):
     (tmp_path / "params.yaml").write_text("lr: [0.1\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_yaml_anchors_and_merge_keys_work(tmp_path):
+    """`<<: *anchor` as PyYAML and DVC read it; a key beside the merge overrides it, and a key
+    written twice is still an error."""
+    raw = yaml.safe_dump(small_params(variants={}), sort_keys=False).replace("variants: {}\n", "")
+    (tmp_path / "params.yaml").write_text(raw + """variants:
+  first: &base
+    arch: writeup002_it3
+    lr: 0.05
+  second:
+    <<: *base
+    lr: 0.2
+  third: {<<: *base}
+""")
+    variants = load_params(tmp_path / "params.yaml").variants
+    assert [v.recipe.lr for v in variants.values()] == [0.05, 0.2, 0.05]
+    assert variants["second"].recipe.arch == "writeup002_it3"
+    (tmp_path / "params.yaml").write_text(raw + "variants:\n  first: &b {arch: writeup004}\n"
+                                          "  second: {<<: *b, lr: 0.1, lr: 0.2}\n")
+    with pytest.raises(ParamsError, match="key 'lr' is given twice"):
+        load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("key, text, value", [("train_subset", '"256"', 256),
+                                              ("lr", '"0.1"', 0.1), ("epochs", "'7'", 7),
+                                              ("seed", '"1_000"', 1000)])
+def test_every_numeric_key_takes_a_quoted_number_alike(key, text, value):
+    raw = small_params()
+    raw["variants"]["first"][key] = yaml.safe_load(text)
+    assert getattr(parse_params(raw).variant("first").recipe, key) == value
+
+
+@pytest.mark.parametrize("key, text", [("epochs", '"2.5"'), ("train_subset", '"many"'),
+                                       ("lr", '"fast"'), ("epochs", "2.5")])
+def test_a_quoted_non_number_is_refused_alike(key, text):
+    raw = small_params()
+    raw["variants"]["first"][key] = yaml.safe_load(text)
+    with pytest.raises(ParamsError, match=rf"variants.first.{key} = .*: must be"):
+        parse_params(raw)
+
+
+def test_params_nested_absurdly_deep_is_one_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("variants: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    with pytest.raises(ParamsError, match="nested too deeply to read"):
+        load_params(tmp_path / "params.yaml")
