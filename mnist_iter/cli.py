@@ -7,6 +7,7 @@ import ctypes.util
 import errno
 import functools
 import os
+import re
 import signal
 import sys
 from typing import Callable
@@ -59,12 +60,21 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def unchanged_note() -> str:
+    """What a command that stops before writing can truthfully say of the previous outputs:
+    as they were, except under `dvc repro` (DVC_STAGE set), which removed them before it ran
+    the command."""
+    stage = os.environ.get("DVC_STAGE")
+    if not stage:
+        return "nothing was changed; the previous outputs are as they were"
+    return (f"stage {stage} wrote nothing, but DVC had removed its previous outputs before it "
+            f"started: `dvc repro {stage}` writes them again, and the committed ones come back "
+            "with `git checkout -- models reports search` (files in Git) or `dvc checkout` "
+            "(cached ones)")
+
+
 def interrupted_message() -> str:
-    if os.environ.get("DVC_STAGE"):  # under dvc repro: DVC removed the old outputs before
-        return (f"interrupted: stage {os.environ['DVC_STAGE']} wrote nothing, and DVC had removed "
-                "its previous outputs before it started; `dvc repro` runs it again (committed "
-                "reports also come back with `git checkout -- reports`)")
-    return "interrupted: nothing was changed; the previous outputs are as they were"
+    return f"interrupted: {unchanged_note()}"
 
 
 def command(main: Callable[..., None]) -> Callable[..., None]:
@@ -78,7 +88,11 @@ def command(main: Callable[..., None]) -> Callable[..., None]:
         try:
             return main(*args, **kwargs)
         except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
+            message = str(e)
+            if os.environ.get("DVC_STAGE"):  # "(nothing was ...)" is not true under dvc repro
+                message = re.sub(r"\(nothing was (changed|written)\)", f"({unchanged_note()})",
+                                 message)
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             print(interrupted_message(), file=sys.stderr)

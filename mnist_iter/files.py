@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from mnist_iter.cli import UserError, os_error_line
+from mnist_iter.cli import UserError, os_error_line, unchanged_note
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -161,7 +161,7 @@ def outputs() -> Iterator[Outputs]:
         target = next((t for tmp, t in out._pending if e.filename in (str(tmp), str(t))),
                       out._pending[-1][1] if out._pending and e.filename is None else None)
         where = f"writing {target}" if target else "writing the outputs"
-        raise UserError(os_error_line(e, where) + " (nothing was changed)") from None
+        raise UserError(f"{os_error_line(e, where)} ({unchanged_note()})") from None
     except BaseException:
         out.discard()
         raise

@@ -361,6 +361,25 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def unchanged_since(*paths: Path | str) -> Callable[[], None]:
+    """A check to call before writing what was resolved from `paths`: ParamsError if any of
+    them changed meanwhile (an edit, or a second `dvc exp run -S` writing params.yaml while this
+    run's stage ran; DVC records params in dvc.lock after the command, so it would record
+    values the outputs were not made from)."""
+    def digest() -> list[bytes | None]:
+        return [Path(p).read_bytes() if Path(p).exists() else None for p in paths]
+
+    before = digest()
+
+    def check() -> None:
+        changed = [str(p) for p, a, b in zip(paths, before, digest()) if a != b]
+        if changed:
+            raise ParamsError(f"{changed[0]} changed while this stage ran (an edit, or another "
+                              "`dvc exp run -S` started meanwhile); nothing was written: run it "
+                              "again once the file is as you want it")
+    return check
+
+
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
     return parse_params(read_yaml(path))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -31,35 +32,45 @@ class Result:
 
 
 def read_result(variant: Variant) -> Result:
-    """A variant's committed per-seed files; a missing or damaged one is one line naming it."""
+    """A variant's committed per-seed files; a missing or damaged one is one line naming it and
+    the stage that writes it again (train@ its runs, evaluate@ its test predictions)."""
     train, evaluation = files.train_dir(variant.name), files.eval_dir(variant.name)
-    paths = {"runs": train / "runs.csv", "train": train / "metrics.json",
-             "eval": evaluation / "metrics.json",
-             "predictions": files.confusion_file(variant.name)}
+    owner = {train / "runs.csv": "train", train / "metrics.json": "train",
+             evaluation / "metrics.json": "evaluate", files.confusion_file(variant.name): "evaluate"}
+    current = None
+
+    def read(path: Path, kind: str):
+        nonlocal current
+        current = path
+        return pd.read_csv(path) if kind == "csv" else json.loads(path.read_text())
+
     try:
-        runs = pd.read_csv(paths["runs"])
-        params = json.loads(paths["eval"].read_text())["params"]
-        predictions = pd.read_csv(paths["predictions"])
-        needed = {"runs": {"seed", "epoch", "test_acc", "test_loss"},
-                  "predictions": {"actual", "predicted"}}
-        for name, table in (("runs", runs), ("predictions", predictions)):
-            if not needed[name] <= set(table.columns) or table.empty:
-                raise ValueError(f"{paths[name]}: lacks columns {sorted(needed[name])}")
-        test_images = SPLITS["test"][1]
+        runs = read(train / "runs.csv", "csv")
+        if not {"seed", "epoch", "test_acc", "test_loss"} <= set(runs.columns) or runs.empty:
+            raise ValueError("lacks columns epoch, seed, test_acc, test_loss")
+        trained = read(train / "metrics.json", "json")
+        if not (isinstance(trained, dict) and isinstance(trained.get("device_name"), str)
+                and isinstance(trained.get("arithmetic"), str)):
+            raise ValueError("device_name and arithmetic must be strings")
+        params = read(evaluation / "metrics.json", "json")
+        if not isinstance(params, dict) or type(params.get("params")) is not int:
+            raise ValueError("params must be a whole number")
+        predictions = read(files.confusion_file(variant.name), "csv")
         labels = predictions[["actual", "predicted"]]
-        if len(labels) != test_images or not labels.isin(range(10)).all(axis=None):
-            raise ValueError(f"{paths['predictions']}: not {test_images:,} rows of digits 0-9")
-        summary = stats.summarize(runs, int(params))
-        trained = json.loads(paths["train"].read_text())
-        machine = f"{trained['device_name'].strip()}, {trained['arithmetic']}"
+        if len(labels) != SPLITS["test"][1] or not labels.isin(range(10)).all(axis=None):
+            raise ValueError(f"not {SPLITS['test'][1]:,} rows of digits 0-9 in actual, predicted")
+        current = train / "runs.csv"  # what summarize reads
+        summary = stats.summarize(runs, params["params"])
     except FileNotFoundError as e:
         raise DataError(f"{e.filename}: missing; `dvc repro` trains and evaluates "
                         f"{variant.name}") from None
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError,
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError,
             pd.errors.ParserError) as e:
-        first = (str(e).splitlines() or [type(e).__name__])[0][:120]
-        raise DataError(f"{variant.name}: a report file is damaged ({first}); "
-                        f"`dvc repro -f train@{variant.name}` writes it again") from None
+        first = f"no column {e}" if isinstance(e, KeyError) else \
+            (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise DataError(f"{current}: damaged ({first}); `dvc repro -f {owner[current]}@"
+                        f"{variant.name}` writes it again") from None
+    machine = f"{trained['device_name'].strip()}, {trained['arithmetic']}"
     return Result(variant, runs, predictions, summary, machine)
 
 

@@ -7,16 +7,18 @@ screen@<c> depends on its own file only, so a change to the root's defaults re-s
 candidates whose resolved recipe changed."""
 from mnist_iter import files
 from mnist_iter.cli import command
-from mnist_iter.recipe import load_search
+from mnist_iter.recipe import PARAMS_FILE, SEARCH_PARAMS, load_search, unchanged_since
 
 
 @command
 def main() -> None:
+    check = unchanged_since(PARAMS_FILE, SEARCH_PARAMS)
     screen = load_search().screen  # everything is validated before anything is written
     written = {files.config_file(name, "screen") for name in screen}
     with files.outputs() as out:
         for name, candidate in screen.items():
             out.json(files.config_file(name, "screen"), candidate.recipe.to_dict())
+        check()
     files.remove_others(files.config_file("", "screen").parent, "*.json", written)
     print(f"{len(screen)} screen candidates: {', '.join(screen)}")
 

@@ -5,16 +5,18 @@ variants whose resolved recipe changed (keys that do not apply to a variant are 
 The new files replace the old ones only when all are written (a failed write changes nothing)."""
 from mnist_iter import files
 from mnist_iter.cli import command
-from mnist_iter.recipe import load_params
+from mnist_iter.recipe import PARAMS_FILE, load_params, unchanged_since
 
 
 @command
 def main() -> None:
+    check = unchanged_since(PARAMS_FILE)
     params = load_params()  # everything is validated before anything is written
     written = {files.config_file(name) for name in params.variants}
     with files.outputs() as out:
         for name, variant in params.variants.items():
             out.json(files.config_file(name), variant.recipe.to_dict())
+        check()  # what DVC will record in dvc.lock is what these configs were made from
     files.remove_others(files.CONFIG_DIR, "*.json", written)
     print(f"{len(params.variants)} variants: {', '.join(params.variants)}")
 

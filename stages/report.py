@@ -1,12 +1,15 @@
-"""report: compare every variant over its seeds.
+"""report: compare every variant over its seeds, each described by the resolved recipe its
+model was trained with (configs/<v>.json, which its train stage depends on), not params.yaml.
 
 Writes reports/metrics/<v>.json (one small file a variant: `dvc metrics show`),
 reports/headline.json ({variant: last-3 mean}: one column a variant in `dvc exp show`),
 reports/summary.md (the table), reports/verdicts.md/.json (each step against the one it
 improves on), reports/curves.csv (every variant's mean curves: `dvc plots`) and two PNGs."""
+import dataclasses
+
 from mnist_iter import charts, files, report
 from mnist_iter.cli import command
-from mnist_iter.recipe import load_params
+from mnist_iter.recipe import load_config, load_params
 from mnist_iter.stats import LAST, TARGET_ACC, TARGET_EPOCHS, TARGET_PARAMS
 
 REPORTS = files.REPORTS
@@ -22,7 +25,8 @@ INTRO = (f"Accuracies on the 10,000 MNIST test images, in percent, over each var
 
 @command
 def main() -> None:
-    variants = load_params().variants
+    variants = {name: dataclasses.replace(v, recipe=load_config(files.config_file(name), name))
+                for name, v in load_params().variants.items()}
     results = [report.read_result(v) for v in variants.values()]
     pairs = [(v.name, v.improves_on) for v in variants.values() if v.improves_on]
     verdicts = report.verdicts(results, pairs)

@@ -122,6 +122,11 @@ REPORT_DAMAGE = {
     "eval json without params": ("reports/variants/first/eval/metrics.json", b'{"x": 1}'),
     "eval json wrong type": ("reports/variants/first/eval/metrics.json", b'{"params": "many"}'),
     "predictions cut": ("reports/confusion/first.csv", b"actual,predicted\n7,"),
+    "predictions other columns": ("reports/confusion/first.csv", b"a,b\n1,2\n"),
+    "train json wrong type": ("reports/variants/first/train/metrics.json",
+                              b'{"device_name": 3, "arithmetic": "fp32"}'),
+    "train json a list": ("reports/variants/first/train/metrics.json", b"[1, 2]"),
+    "eval json a list": ("reports/variants/first/eval/metrics.json", b"[75]"),
 }
 
 
@@ -131,7 +136,8 @@ def test_report_on_damaged_per_variant_files_is_one_line(work, damage):
     rel, content = REPORT_DAMAGE[damage]
     before = work.snapshot("reports/metrics")
     (work.path / rel).write_bytes(content)
-    one_line_error(work.stage("stages.report"), "first", "dvc repro -f train@first")
+    stage = "train" if "/train/" in rel else "evaluate"
+    one_line_error(work.stage("stages.report"), rel, f"dvc repro -f {stage}@first")
     assert work.snapshot("reports/metrics") == before
 
 
@@ -157,7 +163,7 @@ def tiny_disk(tmp_path):
 
 @pytest.mark.slow  # stages in subprocesses
 @pytest.mark.parametrize("stage, folder, written", [
-    (("stages.train", "first"), "models", "models/first.pt"),
+    (("stages.train", "first"), "models/first", "models/first/seed1.pt"),
     (("stages.evaluate", "first"), "reports/confusion", "reports/confusion/first.csv")])
 def test_full_disk_changes_no_output_of_a_stage(work, tiny_disk, stage, folder, written):
     """One output folder on a disk with room for the write probe only: the stage stops with one
@@ -180,7 +186,7 @@ def test_full_disk_changes_no_output_of_a_stage(work, tiny_disk, stage, folder, 
 @pytest.mark.slow  # stages in subprocesses
 def test_read_only_output_folder_fails_before_training(work):
     before = work.snapshot("models", "reports")
-    os.chmod(work.path / "models", 0o555)
+    os.chmod(work.path / "models/first", 0o555)
     # as root the permission bits do not apply: drop the capabilities that override them
     prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--") if (
         os.geteuid() == 0) else ()
@@ -188,10 +194,10 @@ def test_read_only_output_folder_fails_before_training(work):
         pytest.skip("running as root without setpriv: the folder's permission bits do not apply")
     start = time.monotonic()
     result = work.stage("stages.train", "first", prefix=prefix)
-    one_line_error(result, "permission denied", "models", "make the folder writable")
+    one_line_error(result, "permission denied", "models/first", "make the folder writable")
     assert "epoch" not in result.stdout  # checked before any training
     assert time.monotonic() - start < 60
-    os.chmod(work.path / "models", 0o755)
+    os.chmod(work.path / "models/first", 0o755)
     assert work.snapshot("models", "reports") == before
 
 
@@ -302,7 +308,7 @@ def test_kill_9_of_a_training_then_a_plain_rerun(work):
         time.sleep(0.5)
     assert not _processes_in(work.path), "a lane trained on after its stage was killed"
     assert work.snapshot("models", "reports") == before
-    stale = work.path / "models" / f".first.pt.tmp-{proc.pid}"
+    stale = work.path / "models/first" / f".seed1.pt.tmp-{proc.pid}"
     stale.write_bytes(b"half a checkpoint")  # what a kill during the final write leaves
     rerun = work.stage("stages.train", "first", TRAIN_CORES="2")
     assert rerun.returncode == 0, rerun.stderr
@@ -326,3 +332,21 @@ def test_kill_9_of_a_download_then_a_plain_rerun(work, mnist_dir, serve):
     rerun = work.stage("stages.download", MNIST_MIRROR=str(mnist_dir))
     assert rerun.returncode == 0, rerun.stderr
     assert sorted(p.name for p in raw.iterdir()) == sorted(FILES)  # and nothing else
+
+
+@pytest.mark.slow  # stages in subprocesses
+@pytest.mark.parametrize("under_dvc", [False, True])
+def test_configure_that_cannot_write_keeps_the_previous_configs(work, under_dvc):
+    """A write error (file size limit 0) changes nothing, and says so truthfully: under
+    `dvc repro` DVC has already removed the stage's outputs, so the message says that."""
+    before = work.snapshot("configs")
+    env = {"DVC_STAGE": "configure"} if under_dvc else {}
+    result = work.stage("stages.configure", prefix=("bash", "-c", 'ulimit -f 0; exec "$@"', "-"),
+                        **env)
+    line = one_line_error(result, "configs/")
+    if under_dvc:
+        assert "nothing was changed" not in line
+        assert "DVC had removed its previous outputs" in line and "dvc repro configure" in line
+    else:
+        assert line.endswith("(nothing was changed; the previous outputs are as they were)")
+    assert work.snapshot("configs") == before

@@ -319,7 +319,7 @@ def test_plots_pages_render_every_vega_plot_offline(project, tmp_path, command):
 
 
 def test_diverging_recipe_fails_clearly_and_writes_nothing(project):
-    ckpt = project.path / "models/w4_base.pt"
+    ckpt = project.path / "models/w4_base/seed1.pt"
     history = project.path / "reports/variants/w4_base/train/history.csv"
     before = ckpt.read_bytes(), history.read_bytes()
 
@@ -332,9 +332,28 @@ def test_diverging_recipe_fails_clearly_and_writes_nothing(project):
     project.run("git", "checkout", "params.yaml")
     assert result.returncode == 1
     message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith("error: training diverged in epoch 1 (loss nan) at lr 100")
-    assert message.endswith("try a smaller lr")
+    assert message.startswith("error: training diverged in epoch 1 (train_loss nan) at lr 100")
+    assert message.endswith("try a smaller lr (nothing was written)")
     assert (ckpt.read_bytes(), history.read_bytes()) == before
+
+
+def test_a_diverged_run_under_dvc_says_what_dvc_removed(project):
+    """lr 1e6 ends at chance with a NaN test loss: refused, and under `dvc repro` the message
+    says that DVC removed the stage's outputs before it ran, and how to get them back."""
+    def explode(raw):
+        raw["variants"]["w4_base"]["lr"] = 1e6
+        return raw
+
+    project.set_params(explode)
+    result = project.run("dvc", "repro", "--single-item", "configure", "train@w4_base",
+                         check=False)
+    project.run("git", "checkout", "params.yaml", "models", "reports")
+    assert result.returncode != 0
+    line = next(x for x in result.stderr.splitlines() if x.startswith("error: training diverged"))
+    assert "nothing was written" not in line and "nothing was changed" not in line
+    assert "DVC had removed its previous outputs" in line and "git checkout --" in line
+    project.run("dvc", "repro", "configure")
+    assert "train@w4_base" not in project.run("dvc", "status").stdout
 
 
 def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
@@ -363,7 +382,7 @@ def slow_s004(raw: dict) -> dict:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_training_keeps_the_good_checkpoint(project, sig):
-    ckpt = project.path / "models/w4_base.pt"
+    ckpt = project.path / "models/w4_base/seed1.pt"
     good = ckpt.read_bytes()
     project.set_params(slow_s004)
     proc = subprocess.Popen([sys.executable, "-m", "stages.train", "w4_base"],
@@ -375,7 +394,7 @@ def test_interrupted_training_keeps_the_good_checkpoint(project, sig):
     proc.wait(timeout=10)
     assert time.monotonic() - t0 < 5
     assert proc.returncode == 130
-    assert "interrupted: nothing was changed" in proc.stderr.read()
+    assert "interrupted: nothing was changed" in proc.stderr.read()  # not under dvc: true
     assert ckpt.read_bytes() == good
     assert not [p for p in ckpt.parent.iterdir() if ".tmp" in p.name]  # no temp files left
     project.run("git", "checkout", "params.yaml")

@@ -220,3 +220,25 @@ def test_params_nested_absurdly_deep_is_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text("variants: " + "[" * 20_000 + "]" * 20_000 + "\n")
     with pytest.raises(ParamsError, match="nested too deeply to read"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_configure_refuses_when_params_change_while_it_runs(tmp_path, monkeypatch):
+    """A second `dvc exp run -S` writes params.yaml while the first run's configure resolves
+    it: configure writes nothing, so DVC records no params that the configs were not made from."""
+    import stages.configure as configure
+    from mnist_iter import recipe
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params()))
+
+    def load_then_edit():
+        params = recipe.load_params()
+        with open("params.yaml", "a") as f:
+            f.write("# max_lr changed by another run\n")
+        return params
+
+    monkeypatch.setattr(configure, "load_params", load_then_edit)
+    with pytest.raises(SystemExit) as stop:
+        configure.main()
+    assert stop.value.code == 2
+    assert not (tmp_path / "configs").exists() or not list((tmp_path / "configs").iterdir())
