@@ -86,11 +86,12 @@ def _ci(summary: dict, key: str) -> str:
 
 def summary_table(results: list[Result]) -> pd.DataFrame:
     rows = []
+    recipes = {r.variant.name: r.variant.recipe for r in results}
     for result in results:
         s, v = result.summary, result.variant
         rows.append({
             "variant": v.name,
-            "write-up": v.writeup or "(this project)",
+            "write-up / change": v.writeup or own_change(v, recipes),
             "params": f"{s['params']:,}",
             "epochs": s["epochs"],
             "recipe": describe(v.recipe),
@@ -185,6 +186,19 @@ def network(recipe) -> str:
         return recipe.arch
     return f"{recipe.arch} {recipe.widths}" + (f", {recipe.separable} separable"
                                                if recipe.separable else "")
+
+
+def own_change(variant: Variant, recipes: dict) -> str:
+    """What one of the project's own variants is: the change from the variant it improves on
+    ('ours_4k9: max_lr 0.1 → 0.15'), or 'own network and recipe' where that is more than three
+    keys (`arch` counts as one, whatever its widths)."""
+    base = recipes.get(variant.improves_on)
+    if base is None:
+        return "own network and recipe"
+    changes = recipe_changes(variant.recipe, base).split(", ")
+    if len(changes) > 3 or base.arch != variant.recipe.arch:
+        return f"own network and recipe (vs {variant.improves_on})"
+    return f"{variant.improves_on}: {', '.join(changes)}"
 
 
 def recipe_changes(recipe, base) -> str:

@@ -179,3 +179,20 @@ def test_results_from_several_machines_are_said_and_their_verdicts_marked():
     same, across = report.verdicts([a, b, c], [("b", "a"), ("c", "b")])
     assert (same["verdict"], same["same_machine"]) == ("better", True)
     assert across["verdict"] == "can't tell (different machines)" and not across["same_machine"]
+
+
+def test_own_variants_say_what_they_change():
+    from mnist_iter.recipe import parse_params
+    from mnist_iter.report import own_change
+
+    raw = small_params(variants={
+        "base": {"arch": "ours", "writeup": "002", "scheduler": "onecycle"},
+        "peak": {"arch": "ours", "improves_on": "base", "scheduler": "onecycle", "max_lr": 0.15,
+                 "batch_size": 32},
+        "other": {"arch": "writeup004", "improves_on": "base"},
+        "alone": {"arch": "ours", "lr": 0.1}})
+    variants = parse_params(raw).variants
+    recipes = {n: v.recipe for n, v in variants.items()}
+    assert own_change(variants["peak"], recipes) == "base: batch_size 64 → 32, max_lr 0.1 → 0.15"
+    assert own_change(variants["other"], recipes) == "own network and recipe (vs base)"
+    assert own_change(variants["alone"], recipes) == "own network and recipe"
