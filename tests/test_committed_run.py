@@ -53,3 +53,6 @@ def test_a_fresh_clone_trains_nothing(tmp_path, mnist_dir):
     current_again = sorted(n for n in KNOWN_STALE if f"train@{n}" not in stale)
     assert not current_again, f"{current_again}: current again; remove from KNOWN_STALE"
     assert stale <= expected
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True,
+                           text=True, check=True).stdout
+    assert not dirty, f"the set-up changed tracked files:\n{dirty}"
