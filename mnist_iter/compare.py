@@ -66,7 +66,7 @@ def rev_column(rev: str | None, name: str | None = None) -> Column:
 
     try:
         with Repo() as repo:
-            # "return": a metrics file this command does not read (reports/screen before any
+            # "return": a metrics file this command does not read (the search's before any
             # screen run) must not hide the per-variant files; theirs are raised below
             shown = repo.metrics.show(revs=None if rev is None else [rev], on_error="return")
         params = _flatten(dvc.api.params_show(rev=rev))
