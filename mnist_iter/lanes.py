@@ -9,6 +9,7 @@ $GPU_LANES of them at once.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -27,22 +28,28 @@ from mnist_iter.engine import seed_recipes, train_seed, without_test
 from mnist_iter.files import DATA_FILE
 
 
+def _count(name: str, what: str) -> int | None:
+    """$name as a whole number >= 1 (ASCII digits only: '²' and '٣' are digits to Python too),
+    None when unset, else one line saying what it must be."""
+    env = os.environ.get(name, "").strip()
+    if not env:
+        return None
+    if not re.fullmatch(r"[0-9]{1,6}", env) or int(env) < 1:
+        raise UserError(f"{name} = {env!r}: must be a whole number of {what} >= 1")
+    return int(env)
+
+
 def available_cores() -> int:
-    env = os.environ.get("TRAIN_CORES", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise UserError(f"TRAIN_CORES = {env!r}: must be a whole number of cores >= 1")
-        return int(env)
+    cores = _count("TRAIN_CORES", "cores")
+    if cores:
+        return cores
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def gpu_lanes() -> int:
     """Seeds trained at once on one GPU: $GPU_LANES (default 1). A tiny network leaves most of
     a GPU idle, so several processes on it train more seeds per minute."""
-    env = os.environ.get("GPU_LANES", "").strip() or "1"
-    if not env.isdigit() or int(env) < 1:
-        raise UserError(f"GPU_LANES = {env!r}: must be a whole number of processes >= 1")
-    return int(env)
+    return _count("GPU_LANES", "processes") or 1
 
 
 def lane_count(runs: int, threads: int, device: torch.device) -> int:

@@ -49,8 +49,8 @@ def main() -> None:
             model.load_state_dict(state)
             out.torch(files.checkpoint(name, seed_recipe.seed),
                       checkpoint.content(model, name, seed_recipe.seed, recipe.to_dict()))
-    for stale in set(ckpt_dir.glob("seed*.pt")) - {files.checkpoint(name, r.seed) for r in done.recipes}:
-        stale.unlink()  # a seed of an earlier run with more seeds
+    kept = {files.checkpoint(name, r.seed) for r in done.recipes}
+    files.remove_others(ckpt_dir, "seed*.pt", kept)  # seeds of an earlier run with more seeds
 
 
 if __name__ == "__main__":

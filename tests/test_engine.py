@@ -328,3 +328,12 @@ def test_lane_count_follows_the_cores(monkeypatch):
     monkeypatch.setenv("TRAIN_CORES", "none")
     with pytest.raises(UserError, match="TRAIN_CORES = 'none'"):
         lanes.lane_count(2, 1, cpu)
+
+
+@pytest.mark.parametrize("name", ["TRAIN_CORES", "GPU_LANES"])
+@pytest.mark.parametrize("value", ["²", "٣", "1e3", "-1", "0", "9999999", "two"])
+def test_odd_core_and_lane_counts_are_one_line(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    device = torch.device("cpu" if name == "TRAIN_CORES" else "cuda")
+    with pytest.raises(UserError, match=rf"{name} = .*: must be a whole number of \w+ >= 1"):
+        lanes.lane_count(3, 1, device)
