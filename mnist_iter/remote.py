@@ -10,6 +10,7 @@ cannot be reached is one line: pull warns and lets the pipeline run locally, pus
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
@@ -34,12 +35,14 @@ def default_remote() -> tuple[str, str] | None:
 
 
 def missing_outputs() -> tuple[list[str], int]:
-    """The cached outputs that dvc.lock records but the workspace lacks, and how many it records."""
+    """The cached outputs that the root dvc.lock records but the workspace lacks, and how many
+    it records (the search's, search/dvc.lock, are not what `make repro` builds)."""
     from dvc.repo import Repo
 
     with Repo() as repo:
+        root = os.path.join(repo.root_dir, "dvc.yaml")
         recorded = [out for stage in repo.index.stages for out in stage.outs
-                    if out.use_cache and out.hash_info]
+                    if out.use_cache and out.hash_info and stage.dvcfile.path == root]
         return [str(out) for out in recorded if not out.exists], len(recorded)
 
 
