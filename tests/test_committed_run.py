@@ -27,7 +27,9 @@ KNOWN_STALE = {
 
 
 def stale_stages(clone: Path, env: dict) -> set[str]:
-    out = subprocess.run(["dvc", "status", "--json"], cwd=clone, env=env, capture_output=True,
+    """The root pipeline's stages that are out of date (the search in search/ has its own
+    configure, which a clone runs with `cd search && dvc repro`)."""
+    out = subprocess.run(["dvc", "status", "--json", "dvc.yaml"], cwd=clone, env=env, capture_output=True,
                          text=True, check=True).stdout
     return set(json.loads(out or "{}"))
 
