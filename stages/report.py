@@ -1,5 +1,7 @@
 """report: compare every variant over its seeds, each described by the resolved recipe its
 model was trained with (configs/<v>.json, which its train stage depends on), not params.yaml.
+Not a dependency of its own: a changed config re-trains its variant, which changes
+reports/variants, which is one.
 
 Writes reports/metrics/<v>.json (one small file a variant: `dvc metrics show`),
 reports/headline.json ({variant: last-3 mean}: one column a variant in `dvc exp show`),

@@ -209,7 +209,7 @@ def test_several_seeds(project):
 def test_checkpoint_loads_and_reproduces_its_accuracy(project):
     data = torch.load(project.path / "data/mnist.pt", weights_only=True)
     for name in VARIANTS:
-        model = load_model(project.path / f"models/{name}.pt")  # images in [0, 1]
+        model = load_model(project.path / f"models/{name}/seed1.pt")  # images in [0, 1]
         with torch.no_grad():
             pred = model(data["test_images"].unsqueeze(1).float() / 255).argmax(1)
         errors = int((pred != data["test_labels"]).sum())
@@ -328,8 +328,10 @@ def test_diverging_recipe_fails_clearly_and_writes_nothing(project):
         return raw
 
     project.set_params(explode)
+    project.run(sys.executable, "-m", "stages.configure")  # train reads configs/, not params
     result = project.run(sys.executable, "-m", "stages.train", "w4_base", check=False)
     project.run("git", "checkout", "params.yaml")
+    project.run(sys.executable, "-m", "stages.configure")
     assert result.returncode == 1
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("error: training diverged in epoch 1 (train_loss nan) at lr 100")
@@ -385,6 +387,7 @@ def test_interrupted_training_keeps_the_good_checkpoint(project, sig):
     ckpt = project.path / "models/w4_base/seed1.pt"
     good = ckpt.read_bytes()
     project.set_params(slow_s004)
+    project.run(sys.executable, "-m", "stages.configure")  # train reads configs/, not params
     proc = subprocess.Popen([sys.executable, "-m", "stages.train", "w4_base"],
                             cwd=project.path, env=project.env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
@@ -398,6 +401,7 @@ def test_interrupted_training_keeps_the_good_checkpoint(project, sig):
     assert ckpt.read_bytes() == good
     assert not [p for p in ckpt.parent.iterdir() if ".tmp" in p.name]  # no temp files left
     project.run("git", "checkout", "params.yaml")
+    project.run(sys.executable, "-m", "stages.configure")
 
 
 def test_interrupted_repro_reruns_cleanly(project):
