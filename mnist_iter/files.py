@@ -19,6 +19,7 @@ CONFIG_DIR = Path("configs")
 MODELS = Path("models")
 REPORTS = Path("reports")
 SEARCH = Path("search")  # the search for smaller networks: its own dvc.yaml, params and outputs
+SEARCH_CONFIGS = SEARCH / CONFIG_DIR  # the search's resolved recipes, one a candidate
 VARIANT_REPORTS = REPORTS / "variants"
 TMP_MARK = ".tmp-"  # temporary files are named .<name>.tmp-<pid>; stale ones are swept
 
@@ -42,9 +43,14 @@ def checkpoint(variant: str, seed: int) -> Path:
     return checkpoint_dir(variant) / f"seed{seed}.pt"
 
 
-def config_file(name: str, section: str = "variants") -> Path:
-    """The resolved recipe configure wrote for a variant (or the search's for a candidate)."""
-    return (SEARCH if section == "screen" else Path()) / CONFIG_DIR / f"{name}.json"
+def config_file(variant: str) -> Path:
+    """The resolved recipe the root's configure wrote for a variant."""
+    return CONFIG_DIR / f"{variant}.json"
+
+
+def search_config(candidate: str) -> Path:
+    """The resolved recipe the search's configure wrote for a candidate."""
+    return SEARCH_CONFIGS / f"{candidate}.json"
 
 
 def train_dir(variant: str) -> Path:

@@ -14,12 +14,12 @@ from mnist_iter.recipe import PARAMS_FILE, SEARCH_PARAMS, load_search, unchanged
 def main() -> None:
     check = unchanged_since(PARAMS_FILE, SEARCH_PARAMS)
     screen = load_search().screen  # everything is validated before anything is written
-    written = {files.config_file(name, "screen") for name in screen}
+    written = {files.search_config(name) for name in screen}
     with files.outputs() as out:
         for name, candidate in screen.items():
-            out.json(files.config_file(name, "screen"), candidate.recipe.to_dict())
+            out.json(files.search_config(name), candidate.recipe.to_dict())
         check()
-    files.remove_others(files.config_file("", "screen").parent, "*.json", written)
+    files.remove_others(files.SEARCH_CONFIGS, "*.json", written)
     print(f"{len(screen)} screen candidates: {', '.join(screen)}")
 
 

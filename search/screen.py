@@ -23,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("candidate")
     name = parser.parse_args().candidate
-    recipe = load_config(files.config_file(name, "screen"), name)
+    recipe = load_config(files.search_config(name), name)
     device = pick_device(recipe.device)
     metrics, runs_file = files.screen_metrics(name), files.screen_runs(name)
     files.check_writable(metrics.parent, runs_file.parent)
