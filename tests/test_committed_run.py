@@ -74,3 +74,30 @@ def test_the_search_comes_current_too(clone):
     allowed = {f"screen@{c}" for c in unrun} | ({"table"} if unrun else set())
     assert not stale - allowed, (f"out of date in a fresh clone: {sorted(stale - allowed)}; "
                                  "commit their re-runs in search/ (or `dvc commit` there)")
+
+
+@pytest.mark.parametrize("key, value, retrains", [
+    ("variants.w2_it3.lr", 0.05, {"w2_it3"}),
+    ("gamma", 0.1, {"w2_it3"}),                          # the one step-schedule variant
+    ("rotation", 5.0, {"w4_base", "w0_const", "w1_neck",  # the seven without a rotation
+                       "w3_skel", "w3_bn", "w3_drop", "w3_gap"}),  # of their own
+])
+def test_an_experiment_retrains_only_what_it_changes(clone, key, value, retrains):
+    """The README's `dvc exp run -S key=value` examples: from the committed run, exactly the
+    variants whose resolved recipe the change touches have a train stage out of date."""
+    clone, env = clone
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    *parents, leaf = key.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        subprocess.run(["dvc", "repro", "-q", "configure"], cwd=clone, env=env, check=True)
+        trains = {s.partition("@")[2] for s in stale_stages(clone, env) if s.startswith("train@")}
+        assert trains == retrains
+    finally:
+        subprocess.run(["git", "checkout", "-q", "--", "params.yaml", "dvc.lock"], cwd=clone,
+                       check=True)
+        subprocess.run(["dvc", "checkout", "-q", "configs"], cwd=clone, env=env, check=True)
