@@ -71,18 +71,26 @@ def plot_accuracy(results: list, out, path) -> None:
 
 def _label_points(ax, results: list) -> None:
     """Name every point beside it, covering no other name, no other marker and no axis: variants
-    on the same spot share one label; a label tries spots on rings around its point, nearest
+    whose markers overlap share one label (in order of parameters), so that no name sits beside
+    the wrong one of two touching markers; a label tries spots on rings around its point, nearest
     first, and is tied to the point by a thin line when it had to move away from it."""
     from matplotlib.transforms import Bbox
 
-    spots: dict[tuple, list[str]] = {}
-    for result in results:
-        s = result.summary
-        spots.setdefault((s["params"], round(s["last3"], 2)), []).append(result.variant.name)
+    points = sorted((r.summary["params"], order, round(r.summary["last3"], 2), r.variant.name)
+                    for order, r in enumerate(results))  # parameters, then params.yaml's order
+    markers = {(x, y): Bbox.from_bounds(*(ax.transData.transform((x, y)) - 6), 12, 12)
+               for x, _, y, _ in points}
+    groups: list[list[tuple]] = []  # points whose markers overlap, joined one by one
+    for point in points:
+        box = markers[point[0], point[2]]
+        touching = [g for g in groups if any(box.overlaps(markers[p[0], p[2]]) for p in g)]
+        groups = [g for g in groups if g not in touching] + [sum(touching, []) + [point]]
+    spots = {}  # the group's highest point -> its names
+    for group in groups:
+        x, _, y, _ = max(group, key=lambda p: (p[2], -p[0]))
+        spots[x, y] = [name for *_, name in sorted(group)]
     renderer = ax.figure.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
-    markers = {spot: Bbox.from_bounds(*(ax.transData.transform(spot) - 6), 12, 12)
-               for spot in spots}
     tries = [(5, 3, "left")] + [  # (dx, dy, alignment) in points, nearest first
         (dx, dy, "left" if dx >= 0 else "right")
         for radius in (12, 24, 36, 48, 64)

@@ -124,7 +124,8 @@ def test_update_readme_refuses_bad_markers_and_leaves_the_file(tmp_path, text):
 
 
 def test_params_chart_names_every_point_without_overlaps(tmp_path, monkeypatch):
-    """Variants on the same spot share a label; near ones are moved apart, not drawn over."""
+    """Variants on the same spot, or whose markers touch, share a label; near ones are moved
+    apart, not drawn over."""
     import types
 
     import matplotlib.pyplot as plt
@@ -136,7 +137,8 @@ def test_params_chart_names_every_point_without_overlaps(tmp_path, monkeypatch):
     monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to inspect it
     spots = {"a": (7560, [99.5, 99.5, 99.5]), "b": (7776, [99.5, 99.49, 99.5]),
              "c": (8088, [99.4, 99.41, 99.42]), "d": (8088, [99.4, 99.41, 99.42]),
-             "e": (257354, [99.0, 99.1, 99.05])}
+             "e": (257354, [99.0, 99.1, 99.05]),
+             "g": (4916, [99.5, 99.5, 99.5]), "f": (4896, [99.5, 99.51, 99.5])}  # 3 px apart
     results = [types.SimpleNamespace(variant=types.SimpleNamespace(name=name),
                                      summary=stats.summarize(runs_from({1: accs}), params))
                for name, (params, accs) in spots.items()]
@@ -156,7 +158,7 @@ def test_params_chart_names_every_point_without_overlaps(tmp_path, monkeypatch):
         boxes = list(labels.values())
         assert not any(p.overlaps(q) for i, p in enumerate(boxes) for q in boxes[i + 1:]), labels
         named[ax] = set(labels)
-    assert named[top] == {"e"} and named[zoom] == {"a", "b", "c, d"}  # each name once
+    assert named[top] == {"e"} and named[zoom] == {"a", "b", "c, d", "f, g"}  # each name once
 
 
 def _result(name: str, machine: str, finals: list[float], improves_on: str | None = None):
