@@ -7,7 +7,6 @@ import ctypes.util
 import errno
 import functools
 import os
-import re
 import signal
 import sys
 from typing import Callable
@@ -88,11 +87,7 @@ def command(main: Callable[..., None]) -> Callable[..., None]:
         try:
             return main(*args, **kwargs)
         except UserError as e:
-            message = str(e)
-            if os.environ.get("DVC_STAGE"):  # "(nothing was ...)" is not true under dvc repro
-                message = re.sub(r"\(nothing was (changed|written)\)", f"({unchanged_note()})",
-                                 message)
-            print(f"error: {message}", file=sys.stderr)
+            print(f"error: {e}", file=sys.stderr)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             print(interrupted_message(), file=sys.stderr)

@@ -16,7 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mnist_iter.augment import augment
-from mnist_iter.cli import UserError
+from mnist_iter.cli import UserError, unchanged_note
 from mnist_iter.device import Speedups, autocast, pick_speedups, place
 from mnist_iter.models import model_for
 from mnist_iter.schedule import Schedule, make_optimizer
@@ -32,17 +32,19 @@ class Diverged(UserError):
 
 def check_converged(history: list[dict], steps: int, lr: float) -> None:
     """Diverged when any number of any epoch is NaN or inf, or when a run of at least
-    JUDGED_STEPS steps ends at chance accuracy (held-out, else training): nothing is kept."""
+    JUDGED_STEPS steps ends at chance accuracy (held-out, else training): nothing is kept, and
+    the message says what became of the previous outputs."""
     for row in history:
         bad = [k for k, v in row.items() if not math.isfinite(v)]
         if bad:
             raise Diverged(f"training diverged in epoch {row['epoch']} ({bad[0]} {row[bad[0]]}) "
-                           f"at lr {lr:g}; try a smaller lr (nothing was written)")
+                           f"at lr {lr:g}; try a smaller lr ({unchanged_note()})")
     last = history[-1]
     key = next(f"{k}_acc" for k in ("test", "val", "train") if f"{k}_acc" in last)
     if steps >= JUDGED_STEPS and last[key] <= CHANCE_ACC:
-        raise Diverged(f"training diverged: {key} {last[key]:.2f}% after {steps:,} steps is chance "
-                       f"level (<= {CHANCE_ACC}%) at lr {lr:g}; try a smaller lr (nothing was written)")
+        raise Diverged(f"training diverged: {key} {last[key]:.2f}% after {steps:,} steps is "
+                       f"chance level (<= {CHANCE_ACC}%) at lr {lr:g}; try a smaller lr "
+                       f"({unchanged_note()})")
 
 
 @dataclass

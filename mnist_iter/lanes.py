@@ -1,6 +1,7 @@
-"""Run a recipe's seeds (`run_recipe`), in parallel lanes: worker processes with the CPU threads split between
-them. Every run uses exactly `recipe.threads` threads, in a lane or alone, because the numbers
-of a CPU run depend on its thread count; the lanes only decide how many run at once.
+"""Run a recipe's seeds (`run_recipe`), in parallel lanes: worker processes with the CPU
+threads split between them. Every run uses exactly `recipe.threads` threads, in a lane or alone,
+because the numbers of a CPU run depend on its thread count; the lanes only decide how many run
+at once.
 
 Cores for one stage: $TRAIN_CORES when set (give each of N parallel `dvc queue` workers its
 share), else the CPUs this process may use. On a GPU the seeds run one after another, or
@@ -71,14 +72,19 @@ def _lane_start(threads: int, parent: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
+def _train(recipe, data: dict, device: torch.device, test: bool,
+           log: Callable[[str], None]) -> tuple[dict, list[dict]]:
+    """One seed, in this process: its trained weights (on the CPU) and its epochs. `test=False`
+    hands the run no test images at all."""
+    model, history = train_seed(recipe, data if test else without_test(data), device, log)
+    return model.cpu().state_dict(), history
+
+
 def _run_in_lane(recipe, data_file: str, device: str, test: bool):
     def log(line: str) -> None:
         print(f"  seed {recipe.seed}: {line}", flush=True)
 
-    data = load_data(data_file)
-    model, history = train_seed(recipe, data if test else without_test(data),
-                                torch.device(device), log)
-    return model.cpu().state_dict(), history
+    return _train(recipe, load_data(data_file), torch.device(device), test, log)
 
 
 @dataclass
@@ -103,12 +109,10 @@ def run_recipe(recipe, device: torch.device, data_file: Path = DATA_FILE, test: 
     if lanes == 1:
         torch.set_num_threads(threads)
         data = load_data(data_file)
-        data = data if test else without_test(data)
         results = []
         for i, seed_recipe in enumerate(recipes):
             log(f"seed {seed_recipe.seed} ({i + 1} of {len(recipes)}), {threads} thread(s)")
-            model, history = train_seed(seed_recipe, data, device, log)
-            results.append((model.cpu().state_dict(), history))
+            results.append(_train(seed_recipe, data, device, test, log))
     else:
         log(f"{len(recipes)} seeds in {lanes} parallel lanes of {threads} thread(s) each")
         results = _in_lanes(recipes, data_file, device, lanes, test)

@@ -216,6 +216,24 @@ def test_a_diverged_history_is_refused(row, steps, message):
         engine.check_converged([row], steps, 0.1)
 
 
+@pytest.mark.parametrize("stage, says", [
+    (None, "(nothing was changed; the previous outputs are as they were)"),
+    ("train@w4_base", "DVC had removed its previous outputs before it started: `dvc repro "
+                      "train@w4_base` writes them again"),
+])
+def test_a_diverged_run_says_what_became_of_the_outputs(monkeypatch, stage, says):
+    """Alone, a refused run changed nothing; under `dvc repro` DVC had already removed the
+    stage's outputs, and the message says so and how to get them back."""
+    if stage is None:
+        monkeypatch.delenv("DVC_STAGE", raising=False)
+    else:
+        monkeypatch.setenv("DVC_STAGE", stage)
+    with pytest.raises(Diverged) as refused:
+        engine.check_converged([ROW | {"test_loss": float("nan")}], 10, 0.1)
+    assert says in str(refused.value) and "\n" not in str(refused.value)
+    assert ("nothing was changed" in str(refused.value)) == (stage is None)
+
+
 def test_a_short_run_at_chance_is_not_called_diverged():
     engine.check_converged([ROW], engine.JUDGED_STEPS - 1, 0.1)  # too few steps to judge
     engine.check_converged([ROW | {"test_acc": 12.5}], 10_000, 0.1)

@@ -335,7 +335,8 @@ def test_diverging_recipe_fails_clearly_and_writes_nothing(project):
     assert result.returncode == 1
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("error: training diverged in epoch 1 (train_loss nan) at lr 100")
-    assert message.endswith("try a smaller lr (nothing was written)")
+    assert message.endswith("try a smaller lr (nothing was changed; the previous outputs are as "
+                            "they were)")
     assert (ckpt.read_bytes(), history.read_bytes()) == before
 
 
