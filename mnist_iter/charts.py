@@ -11,7 +11,6 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from mnist_iter import stats  # noqa: E402
 
 SMALL = 6000  # the project's own at or under this many parameters get a panel of their own
-BUDGETS = (4000, 5000, SMALL, stats.TARGET_PARAMS)
 PANEL_TITLES = {"002": "write-up 002: iterations 1 → 2 → 3",
                 "003": "write-up 003: steps 1 → 2a → 2b → 2c → 3",
                 "other": "write-ups 004, 000, 001 (one network each)",
@@ -123,7 +122,7 @@ def _draw_points(ax, results: list) -> None:
         ax.vlines(s["params"], s["worst3"], s["last3"], color=color, linewidth=1.5)
         ax.plot(s["params"], s["last3"], "o" if met else "X", color=color, markersize=7)
     ax.axhline(stats.TARGET_ACC, color="black", linestyle="--", linewidth=1)
-    for budget in BUDGETS:  # the frontier's parameter budgets
+    for budget in stats.FRONTIER:
         ax.axvline(budget, color="gray", linestyle=":", linewidth=1)
         ax.text(budget, 1.0, f"{budget / 1000:g}k ", rotation=90, ha="right", va="top",
                 fontsize=7, color="gray", transform=ax.get_xaxis_transform(), gid="budget")

@@ -1,6 +1,6 @@
 """Copy the committed tables between marker comments, recomputing nothing: into README.md,
-reports/summary.md (results) and reports/verdicts.md (verdicts); into docs/parameters.md, the
-parameter table of mnist_iter/recipe.py.
+reports/summary.md (results), reports/verdicts.md (verdicts) and reports/frontier.md
+(frontier); into docs/parameters.md, the parameter table of mnist_iter/recipe.py.
 
     python -m mnist_iter.readme [README.md [docs/parameters.md]]      (make readme)
 """
@@ -50,7 +50,8 @@ def update_readme(readme: Path, reports: Path = REPORTS,
                   parameters: Path = Path("docs/parameters.md")) -> None:
     """Both files or neither: every table is read and every marker checked before a write."""
     texts = {readme: fill(readme, {"summary": markdown_table(reports / "summary.md", lead=True),
-                                   "verdicts": markdown_table(reports / "verdicts.md")}),
+                                   "verdicts": markdown_table(reports / "verdicts.md"),
+                                   "frontier": markdown_table(reports / "frontier.md")}),
              parameters: fill(parameters, {"params": params_table().splitlines()})}
     with outputs() as out:
         for path, text in texts.items():
@@ -63,7 +64,8 @@ def main() -> None:
     readme = args[0] if args else Path("README.md")
     parameters = args[1] if len(args) > 1 else Path("docs/parameters.md")
     update_readme(readme, parameters=parameters)
-    print(f"{readme}: results and verdicts tables replaced; {parameters}: parameter table")
+    print(f"{readme}: results, verdicts and frontier tables replaced; {parameters}: parameter "
+          "table")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,50 @@ def summary_table(results: list[Result]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def frontier(results: list[Result]) -> pd.DataFrame:
+    """The parameter bands between the budgets of stats.FRONTIER (the last under the target):
+    in each, the variants of at most TARGET_EPOCHS epochs that hold TARGET_ACC on every seed x
+    last-3 number, smallest first; where none does, the one that comes closest (most numbers
+    held, then the highest worst), with how far its worst is from the bar in test images."""
+    rows, lower = [], 0
+    for budget in stats.FRONTIER:
+        top = budget - 1 if budget == stats.TARGET_PARAMS else budget
+        band = sorted((r for r in results if lower < r.summary["params"] <= top
+                       and r.summary["epochs"] <= stats.TARGET_EPOCHS),
+                      key=lambda r: r.summary["params"])
+        shown = [r for r in band if stats.meets_target(r.summary)]
+        if band and not shown:
+            shown = [max(band, key=lambda r: (r.summary["held3"] / r.summary["of3"],
+                                              r.summary["worst3"]))]
+        for r in shown:
+            s = r.summary
+            short = round((stats.TARGET_ACC - s["worst3"]) * stats.TEST_IMAGES / 100)
+            met = s["held3"] == s["of3"]
+            rows.append({"parameters": f"{lower + 1:,}–{top:,}" if lower else f"≤ {top:,}",
+                         "variant": r.variant.name if met else f"{r.variant.name} (closest)",
+                         "params": f"{s['params']:,}", "last-3 %": _pm(s, "last3"),
+                         "≥ 99.4": f"{s['held3']}/{s['of3']}",
+                         "worst": f"{s['worst3']:.2f}" + ("" if met else
+                                                          f", {short} test images short"),
+                         "trained on": r.machine})
+        if not band:
+            rows.append({"parameters": f"{lower + 1:,}–{top:,}" if lower else f"≤ {top:,}",
+                         "variant": "(none trained)"})
+        lower = top
+    return pd.DataFrame(rows).fillna("")
+
+
+def frontier_markdown(results: list[Result]) -> str:
+    """reports/frontier.md: what `frontier` shows, and its table."""
+    return (f"# Frontier\n\nThe smallest networks that hold the target: for each parameter band, "
+            f"the variants of at most {stats.TARGET_EPOCHS} epochs whose every seed × "
+            f"last-{stats.LAST}-epoch number is ≥ {stats.TARGET_ACC}%, smallest first, or where "
+            f"none is, the closest (most numbers held, then the highest worst) and how many test "
+            f"images its worst is short. Where a variant trained is part of its numbers: the "
+            f"same recipe moves by 0.05-0.1 between machines (docs/results.md).\n\n"
+            + frontier(results).to_markdown(index=False, disable_numparse=True) + "\n")
+
+
 def machines(results: list[Result]) -> str:
     """Where the variants trained, one sentence; says so loudly when they did not all train on
     one machine in one arithmetic (then a difference may be the machine's)."""

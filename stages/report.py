@@ -6,7 +6,8 @@ reports/variants, which is one.
 Writes reports/metrics/<v>.json (one small file a variant: `dvc metrics show`),
 reports/headline.json ({variant: last-3 mean}: one column a variant in `dvc exp show`),
 reports/summary.md (the table), reports/verdicts.md/.json (each step against the one it
-improves on), reports/curves.csv (every variant's mean curves: `dvc plots`) and two PNGs."""
+improves on), reports/frontier.md (the smallest networks that hold the target),
+reports/curves.csv (every variant's mean curves: `dvc plots`) and two PNGs."""
 import dataclasses
 
 from mnist_iter import charts, files, report
@@ -47,6 +48,7 @@ def main() -> None:
                  "McNemar's exact test on the first seeds' test predictions.\n\n"
                  + report.verdicts_markdown(verdicts) + "\n")
         out.json(REPORTS / "verdicts.json", {f"{row['before']}->{row['after']}": row for row in verdicts})
+        out.text(REPORTS / "frontier.md", report.frontier_markdown(results))
         report.curves(results).to_csv(out.path(REPORTS / "curves.csv"), index=False,
                                       float_format="%.6g")
         charts.plot_accuracy(results, out, REPORTS / "accuracy.png")
@@ -55,6 +57,7 @@ def main() -> None:
                         {REPORTS / "metrics" / f"{name}.json" for name in variants})
     print((REPORTS / "summary.md").read_text())
     print((REPORTS / "verdicts.md").read_text())
+    print((REPORTS / "frontier.md").read_text())
 
 
 if __name__ == "__main__":

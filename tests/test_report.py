@@ -93,11 +93,11 @@ def with_markers(path, names):
 
 
 def test_update_readme_replaces_only_the_tables(tmp_path):
-    for name in ("summary", "verdicts"):
+    for name in ("summary", "verdicts", "frontier"):
         (tmp_path / f"{name}.md").write_text(f"# {name}\n\nwords\n\nwhere {name} trained\n\n"
                                              f"| {name} |\n|---|\n| 1 |\n")
     readme, parameters = tmp_path / "README.md", tmp_path / "parameters.md"
-    with_markers(readme, ("summary", "verdicts"))
+    with_markers(readme, ("summary", "verdicts", "frontier"))
     with_markers(parameters, ("params",))
     update_readme(readme, tmp_path, parameters)
     text = readme.read_text()
@@ -105,14 +105,14 @@ def test_update_readme_replaces_only_the_tables(tmp_path):
     assert text.startswith("intro\n<!-- summary:start -->\nwhere summary trained\n\n"
                            "| summary |\n|---|\n| 1 |\n<!-- summary:end -->\nmid\n")
     assert "where verdicts trained" not in text
-    assert "| verdicts |" in text and "| old |" not in text
+    assert "| verdicts |" in text and "| frontier |" in text and "| old |" not in text
     assert params_table() in parameters.read_text() and params_table() not in text
 
 
 @pytest.mark.parametrize("text", ["no markers\n", "<!-- summary:end -->\n<!-- summary:start -->\n",
                                   "<!-- summary:start -->\n" * 2 + "<!-- summary:end -->\n"])
 def test_update_readme_refuses_bad_markers_and_leaves_the_file(tmp_path, text):
-    for name in ("summary", "verdicts"):
+    for name in ("summary", "verdicts", "frontier"):
         (tmp_path / f"{name}.md").write_text("| a |\n|---|\n")
     readme, parameters = tmp_path / "README.md", tmp_path / "parameters.md"
     readme.write_text(text)
@@ -198,3 +198,30 @@ def test_own_variants_say_what_they_change():
     assert own_change(variants["peak"], recipes) == "base: batch_size 64 → 32, max_lr 0.1 → 0.15"
     assert own_change(variants["other"], recipes) == "own network and recipe (vs base)"
     assert own_change(variants["alone"], recipes) == "own network and recipe"
+
+
+def _sized(name: str, params: int, curves: dict[int, list[float]], epochs_ok: bool = True):
+    runs = runs_from({seed: accs if epochs_ok else accs * 6 for seed, accs in curves.items()})
+    variant = dataclasses.replace(parse_params(small_params()).variant("first"), name=name)
+    return report.Result(variant, runs, pd.DataFrame(), stats.summarize(runs, params), "CPU, fp32")
+
+
+def test_the_frontier_lists_who_holds_every_number_or_the_closest_and_how_far():
+    results = [
+        _sized("tiny", 3500, {1: [99.5, 99.3, 99.2], 2: [99.5, 99.5, 99.5]}),  # 4 of 6, worst 99.2
+        _sized("small", 3900, {1: [99.5, 99.4, 99.31], 2: [99.38, 99.5, 99.5]}),  # 4 of 6, 99.31
+        _sized("mid_b", 4900, {1: [99.5, 99.41, 99.5]}),
+        _sized("mid_a", 4100, {1: [99.4, 99.45, 99.5]}),
+        _sized("mid_no", 4500, {1: [99.39, 99.6, 99.6]}),
+        _sized("long", 5500, {1: [99.5, 99.5, 99.5]}, epochs_ok=False),  # 18 epochs: not counted
+        _sized("big", 9000, {1: [99.6, 99.6, 99.6]}),  # over the target: no band
+    ]
+    table = report.frontier(results)
+    rows = table.to_dict("records")
+    assert [(r["parameters"], r["variant"]) for r in rows] == [
+        ("≤ 4,000", "small (closest)"),  # same share held as tiny, higher worst
+        ("4,001–5,000", "mid_a"), ("4,001–5,000", "mid_b"),  # every holder, smallest first
+        ("5,001–6,000", "(none trained)"), ("6,001–7,999", "(none trained)")]
+    assert rows[0]["≥ 99.4"] == "4/6" and rows[0]["worst"] == "99.31, 9 test images short"
+    assert rows[1]["worst"] == "99.40" and rows[1]["trained on"] == "CPU, fp32"
+    assert rows[3]["params"] == ""
