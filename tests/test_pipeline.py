@@ -156,6 +156,8 @@ def test_metrics_and_summary(project):
     assert "w2_it2->w2_it3" in verdicts and "verdict" in verdicts["w2_it2->w2_it3"]
     curves = pd.read_csv(project.path / "reports/curves.csv")
     assert set(curves["variant"]) == set(VARIANTS)
+    frontier = (project.path / "reports/frontier.md").read_text()
+    assert frontier.startswith("# Frontier") and "| ≤ 4,000 " in frontier
 
 
 def test_dvc_tables_fit_a_terminal(project):
