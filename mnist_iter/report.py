@@ -119,6 +119,7 @@ def frontier(results: list[Result]) -> pd.DataFrame:
         band = sorted((r for r in results if lower < r.summary["params"] <= top
                        and r.summary["epochs"] <= stats.TARGET_EPOCHS),
                       key=lambda r: r.summary["params"])
+        label = f"{lower + 1:,}–{top:,}" if lower else f"≤ {top:,}"
         shown = [r for r in band if stats.meets_target(r.summary)]
         if band and not shown:
             shown = [max(band, key=lambda r: (r.summary["held3"] / r.summary["of3"],
@@ -127,7 +128,7 @@ def frontier(results: list[Result]) -> pd.DataFrame:
             s = r.summary
             short = round((stats.TARGET_ACC - s["worst3"]) * stats.TEST_IMAGES / 100)
             met = s["held3"] == s["of3"]
-            rows.append({"parameters": f"{lower + 1:,}–{top:,}" if lower else f"≤ {top:,}",
+            rows.append({"parameters": label,
                          "variant": r.variant.name if met else f"{r.variant.name} (closest)",
                          "params": f"{s['params']:,}", "last-3 %": _pm(s, "last3"),
                          "≥ 99.4": f"{s['held3']}/{s['of3']}",
@@ -135,8 +136,7 @@ def frontier(results: list[Result]) -> pd.DataFrame:
                                                           f", {short} test images short"),
                          "trained on": r.machine})
         if not band:
-            rows.append({"parameters": f"{lower + 1:,}–{top:,}" if lower else f"≤ {top:,}",
-                         "variant": "(none trained)"})
+            rows.append({"parameters": label, "variant": "(none trained)"})
         lower = top
     return pd.DataFrame(rows).fillna("")
 
