@@ -121,19 +121,19 @@ def frontier(results: list[Result]) -> pd.DataFrame:
                       key=lambda r: r.summary["params"])
         label = f"{lower + 1:,}–{top:,}" if lower else f"≤ {top:,}"
         shown = [r for r in band if stats.meets_target(r.summary)]
-        if band and not shown:
+        closest = bool(band) and not shown
+        if closest:
             shown = [max(band, key=lambda r: (r.summary["held3"] / r.summary["of3"],
                                               r.summary["worst3"]))]
         for r in shown:
             s = r.summary
             short = round((stats.TARGET_ACC - s["worst3"]) * stats.TEST_IMAGES / 100)
-            met = s["held3"] == s["of3"]
             rows.append({"parameters": label,
-                         "variant": r.variant.name if met else f"{r.variant.name} (closest)",
+                         "variant": f"{r.variant.name} (closest)" if closest else r.variant.name,
                          "params": f"{s['params']:,}", "last-3 %": _pm(s, "last3"),
                          "≥ 99.4": f"{s['held3']}/{s['of3']}",
-                         "worst": f"{s['worst3']:.2f}" + ("" if met else
-                                                          f", {short} test images short"),
+                         "worst": f"{s['worst3']:.2f}" + (f", {short} test images short"
+                                                          if closest else ""),
                          "trained on": r.machine})
         if not band:
             rows.append({"parameters": label, "variant": "(none trained)"})
