@@ -121,7 +121,7 @@ def reference_fit(recipe, device: torch.device, data: dict, workers: int) -> flo
     """Train with the reference loop by the full recipe; returns the final test accuracy (%)."""
     torch.manual_seed(recipe.seed)
     model = reference_model(recipe.arch, recipe.dropout, device)
-    opt = make_optimizer(model, recipe)
+    opt = make_optimizer(model.parameters(), recipe)
     images = recipe.train_subset or len(data["train_labels"])
     steps_per_epoch = -(-images // BATCH)
     schedule = Schedule(opt, recipe, steps_per_epoch)

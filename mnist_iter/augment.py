@@ -29,17 +29,22 @@ def affine(x: torch.Tensor, degrees: torch.Tensor, fill: float = 0.0, *,
     return F.grid_sample(x - fill, grid, mode=mode, padding_mode="zeros", align_corners=False) + fill
 
 
-def augment(x: torch.Tensor, recipe, gen: torch.Generator) -> torch.Tensor:
-    """The recipe's random rotation, zoom and shift, each image its own, uniform in
-    [-rotation, rotation] degrees, [1 - scale, 1 + scale] and [-translate, translate] sides."""
-    if not recipe.augments:
-        return x
-    count, device = len(x), x.device
-
+def draw_moves(count: int, recipe, gen: torch.Generator, device: torch.device) -> tuple:
+    """The recipe's random moves of `count` images, drawn from `gen` in a fixed order (angles,
+    zooms, shifts): degrees (count,), zoom factors (count,) or None, shifts (count, 2) or None."""
     def uniform(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, device=device, generator=gen) * 2 - 1
 
     angles = uniform(count) * recipe.rotation if recipe.rotation else torch.zeros(count, device=device)
     scale = 1 + uniform(count) * recipe.scale if recipe.scale else None
     shift = uniform(count, 2) * recipe.translate if recipe.translate else None
+    return angles, scale, shift
+
+
+def augment(x: torch.Tensor, recipe, gen: torch.Generator) -> torch.Tensor:
+    """The recipe's random rotation, zoom and shift, each image its own, uniform in
+    [-rotation, rotation] degrees, [1 - scale, 1 + scale] and [-translate, translate] sides."""
+    if not recipe.augments:
+        return x
+    angles, scale, shift = draw_moves(len(x), recipe, gen, x.device)
     return affine(x, angles, recipe.fill / 255, scale=scale, shift=shift)

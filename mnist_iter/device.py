@@ -90,30 +90,38 @@ def cpu_has_bf16() -> bool:
 
 
 def pick_speedups(device: torch.device, recipe) -> Speedups:
-    """CUDA: channels_last and cuDNN autotuning; every device: the recipe's compile mode; `amp`
-    means bf16 autocast on CUDA and on CPUs with native bf16, and is ignored elsewhere. CPUs
-    keep NCHW: BatchNorm's channels-last CPU kernel is slow on 8-12 channels (docs/evidence.md, "Speed")."""
+    """CUDA: channels_last; every device: the recipe's compile mode; `amp` means bf16 autocast
+    on CUDA and on CPUs with native bf16, and is ignored elsewhere. CPUs keep NCHW: BatchNorm's
+    channels-last CPU kernel is slow on 8-12 channels (docs/evidence.md, "Speed"). No device
+    autotunes: cuDNN's benchmark mode times algorithms and keeps the fastest, so two runs of one
+    seed could pick different ones and differ in their last digits."""
     cuda = device.type == "cuda"
     amp_ok = cuda or (device.type == "cpu" and cpu_has_bf16())
     return Speedups(
         channels_last=cuda,
-        cudnn_benchmark=cuda,
+        cudnn_benchmark=False,
         compile_mode=recipe.compile if recipe.compile != "none" else None,
         amp_dtype=torch.bfloat16 if recipe.amp and amp_ok else None,
     )
 
 
 def place(model: nn.Module, device: torch.device, speed: Speedups) -> nn.Module:
-    """Move the model to the device in the memory format the speed-ups ask for, and set cuDNN's
-    autotuning accordingly (a process-wide switch: every model trained here sets it)."""
+    """Move the model to the device in the memory format the speed-ups ask for, and set cuDNN
+    (process-wide switches: every model trained here sets them): autotuning as the speed-ups
+    say, deterministic algorithms only, and no TF32, so that "fp32" on a GPU is fp32 (PyTorch
+    lets cuDNN convolve fp32 in TF32 by default)."""
     model.to(device)
     if speed.channels_last:
         model.to(memory_format=torch.channels_last)
     torch.backends.cudnn.benchmark = speed.cudnn_benchmark
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.allow_tf32 = False
     return model
 
 
-def autocast(device: torch.device, speed: Speedups):
+def autocast(device: torch.device, speed: Speedups, cache: bool = True):
+    """bf16 autocast where the speed-ups ask for it. `cache=False` for a step captured as a
+    CUDA graph: autocast's cache of cast weights must not outlive the capture."""
     if speed.amp_dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=speed.amp_dtype)
+    return torch.autocast(device.type, dtype=speed.amp_dtype, cache_enabled=cache)

@@ -76,8 +76,9 @@ def make_splits(data: dict, recipe, device: torch.device) -> dict[str, Split]:
 
 
 def as_input(images_u8: torch.Tensor, speed: Speedups | None = None) -> torch.Tensor:
-    """uint8 (B, 28, 28) -> float (B, 1, 28, 28) in [0, 1], the models' input."""
-    x = images_u8.unsqueeze(1).float().div_(255)
+    """uint8 (B, 28, 28) -> float (B, 1, 28, 28) in [0, 1], the models' input, in the default
+    float dtype (float32; the tests compare training paths in float64)."""
+    x = images_u8.unsqueeze(1).to(torch.get_default_dtype()).div_(255)
     if speed is not None and speed.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
@@ -121,7 +122,7 @@ def make_step(model: nn.Module, opt: torch.optim.Optimizer, schedule: Schedule |
     def step(x: torch.Tensor, y: torch.Tensor):
         with autocast(device, speed):
             out = forward(x)
-        out = out.float()
+        out = out.to(torch.get_default_dtype())  # fp32 after autocast
         loss = F.nll_loss(out, y)
         if label_smoothing:  # the inputs are log-probabilities: smoothing mixes in their mean
             loss = (1 - label_smoothing) * loss - label_smoothing * out.mean(1).mean()
@@ -165,7 +166,7 @@ def fit(model: nn.Module, recipe, data: dict, device: torch.device,
     train = splits["train"]
     held_out = f", {len(splits['val'].labels):,} held out for validation" if "val" in splits else ""
     log(f"{len(train.labels):,} training images{held_out}")
-    opt = make_optimizer(model, recipe)
+    opt = make_optimizer(model.parameters(), recipe)
     steps_per_epoch = math.ceil(len(train.labels) / recipe.batch_size)
     schedule = Schedule(opt, recipe, steps_per_epoch)
     average = weight_average(model, recipe.ema)

@@ -4,8 +4,9 @@ because the numbers of a CPU run depend on its thread count; the lanes only deci
 at once.
 
 Cores for one stage: $TRAIN_CORES when set (give each of N parallel `dvc queue` workers its
-share), else the CPUs this process may use. On a GPU the seeds run one after another, or
-$GPU_LANES of them at once.
+share), else the CPUs this process may use. On a GPU the seeds train together as one network
+(mnist_iter/batched.py); where they cannot (`ema`, `compile`, $GPU_BATCH=0) they run one after
+another, or $GPU_LANES of them at once.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
+from mnist_iter import batched
 from mnist_iter.cli import UserError
 from mnist_iter.data import load_data
 from mnist_iter.engine import seed_recipes, train_seed, without_test
@@ -95,6 +97,7 @@ class SeedRuns:
     runs: pd.DataFrame  # every seed's epochs, with a `seed` column
     seconds: float  # wall time of all of them
     lanes: int  # how many ran at once
+    together: bool = False  # trained as one batched network (mnist_iter/batched.py)
 
 
 def run_recipe(recipe, device: torch.device, data_file: Path = DATA_FILE, test: bool = True,
@@ -104,9 +107,13 @@ def run_recipe(recipe, device: torch.device, data_file: Path = DATA_FILE, test: 
     selection run). A run that diverged stops them all with `Diverged`."""
     recipes = seed_recipes(recipe)
     threads = recipe.threads
-    lanes = lane_count(len(recipes), threads, device)
+    together = batched.batches_seeds(device, recipe)
+    lanes = len(recipes) if together else lane_count(len(recipes), threads, device)
     start = time.perf_counter()
-    if lanes == 1:
+    if together:
+        data = load_data(data_file)
+        results = batched.train_seeds(recipes, data if test else without_test(data), device, log)
+    elif lanes == 1:
         torch.set_num_threads(threads)
         data = load_data(data_file)
         results = []
@@ -119,7 +126,7 @@ def run_recipe(recipe, device: torch.device, data_file: Path = DATA_FILE, test: 
     seconds = time.perf_counter() - start
     runs = pd.DataFrame([{"seed": r.seed, **row} for r, (_, history) in zip(recipes, results)
                          for row in history])
-    return SeedRuns(recipes, [state for state, _ in results], runs, seconds, lanes)
+    return SeedRuns(recipes, [state for state, _ in results], runs, seconds, lanes, together)
 
 
 def _in_lanes(recipes: list, data_file: Path, device: torch.device, lanes: int,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 ONECYCLE_DIV = 25.0  # one-cycle starts at max_lr / this (OneCycleLR's default div_factor)
 ONECYCLE_MOMENTUM = 0.95  # ... and at this momentum, cycled down to 0.85 (OneCycleLR's default)
@@ -13,15 +12,16 @@ def step_factor(epoch: int, step: int, gamma: float, start: int = 1) -> float:
     return gamma ** (max(0, epoch - start) // step)
 
 
-def make_optimizer(model: nn.Module, recipe) -> torch.optim.Optimizer:
+def make_optimizer(params, recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer over `params` (a model's parameters)."""
     # one-cycle has no lr or momentum of its own (None): OneCycleLR overwrites both on creation,
     # so the optimizer starts with the values it sets
     onecycle = recipe.scheduler == "onecycle"
     lr = recipe.max_lr / ONECYCLE_DIV if onecycle else recipe.lr
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=recipe.weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=recipe.weight_decay)
     momentum = ONECYCLE_MOMENTUM if onecycle else recipe.momentum
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+    return torch.optim.SGD(params, lr=lr, momentum=momentum,
                            weight_decay=recipe.weight_decay)
 
 

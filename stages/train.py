@@ -42,6 +42,7 @@ def main() -> None:
             "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
             "arithmetic": pick_speedups(device, recipe).name,  # fp32, bf16 (amp where native)
             "threads": recipe.threads, "lanes": done.lanes,
+            **({"seeds_together": True} if done.together else {}),  # one batched network
             "params": count_params(model), "seeds": [r.seed for r in done.recipes],
             "seconds": round(done.seconds, 2),
             "epoch_seconds_median": round(statistics.median(done.runs["seconds"]), 2)})

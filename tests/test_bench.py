@@ -55,3 +55,42 @@ def test_amp_step_writes_both_arithmetics_per_network(monkeypatch, tmp_path, cap
     assert row["bf16_speedup"] == pytest.approx(row["fp32_ms"] / row["bf16_ms"], abs=0.01)
     assert result["threads"] == 1 and isinstance(result["cpu_has_bf16"], bool)
     assert "bf16 speed-up" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_every_part_and_renders_its_table(tmp_path):
+    """benchmarks.gpu as the device machine runs it (plain python, no DVC, no prepared data),
+    shrunk to a CPU-sized run; then its table into an evidence file's gpu markers."""
+    import os
+    import shutil
+    import subprocess
+
+    from benchmarks import gpu
+    from conftest import ROOT, SHARED_MNIST
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MNIST_MIRROR": str(SHARED_MNIST)}
+    out = tmp_path / "gpu.json"
+    cmd = [sys.executable, "-m", "benchmarks.gpu", "--device", "cpu", "--train-subset", "128",
+           "--epochs", "1", "--variants", "w2_it3", "ours_3k9", "--out", str(out)]
+    subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=900)
+    result = json.loads(out.read_text())
+    parts = result["parts"]
+    assert set(parts) == {"eager_1", "graphs_1", "batched_eager", "graphs_5", "whole_run"}
+    assert [parts[p]["seeds"] for p in ("eager_1", "graphs_1", "graphs_5")] == [1, 1, 5]
+    assert parts["graphs_5"]["seed_steps"] == 5 * 1 * 1  # 128 images in one step of 128
+    whole = parts["whole_run"]
+    assert list(whole["variants"]) == ["w2_it3", "ours_3k9"] and whole["left_out"] == []
+    assert whole["seed_steps"] == 5 * 1 + 5 * 2  # ours_3k9: batch 64
+    assert result["device_name"] and result["cuda"] is None  # a CPU run names no CUDA
+    evidence = tmp_path / "evidence.md"
+    evidence.write_text(f"before\n{gpu.MARKERS[0]}\nold\n{gpu.MARKERS[1]}\nafter\n")
+    gpu.render(out, evidence)
+    text = evidence.read_text()
+    assert "old" not in text and text.startswith("before\n") and text.endswith("after\n")
+    assert "| w2_it3, 5 seeds as one network, CUDA graphs | 5 |" in text
+    assert "| the whole committed run, 2 variants | all |" in text
+    late = subprocess.run(cmd[:-2] + ["--parts", "whole_run", "--seconds", "0", "--out",
+                                      str(tmp_path / "late.json")],
+                          cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
+    assert "2 variants left out at the deadline" in late.stdout.decode()

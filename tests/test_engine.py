@@ -135,10 +135,11 @@ def test_speedup_selection(recipe, monkeypatch):
     s = pick_speedups(cuda, fast)
     assert s.channels_last and s.compile_mode == "reduce-overhead" and s.amp_dtype == torch.bfloat16
     fp32 = dataclasses.replace(recipe, amp=False)
-    assert pick_speedups(cuda, fp32) == device_module.Speedups(True, True, None, None)
+    assert pick_speedups(cuda, fp32) == device_module.Speedups(True, False, None, None)
     assert pick_speedups(mps, fast).amp_dtype is None
     assert not pick_speedups(cpu, fast).channels_last
     assert not pick_speedups(cpu, fast).cudnn_benchmark
+    assert not pick_speedups(cuda, fast).cudnn_benchmark  # no autotuning races on a GPU
     assert not pick_speedups(mps, fast).cudnn_benchmark
     monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: False)
     assert pick_speedups(cpu, fast).amp_dtype is None
@@ -154,6 +155,7 @@ def test_place_applies_memory_format_and_cudnn_autotuning(recipe):
         assert torch.backends.cudnn.benchmark
         convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1]
         assert convs[0].weight.is_contiguous(memory_format=torch.channels_last)
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.allow_tf32
         device_module.place(model, cpu, device_module.PLAIN)
         assert not torch.backends.cudnn.benchmark
     finally:
@@ -245,7 +247,7 @@ def test_no_host_sync_inside_the_step_loop(recipe, small_data, monkeypatch):
     monkeypatch.setattr(torch.Tensor, "item", lambda t: calls.append(1) or real_item(t))
     model = build_model(recipe.arch, recipe.dropout)
     splits = engine.make_splits(small_data, recipe, torch.device("cpu"))
-    opt = schedule.make_optimizer(model, recipe)
+    opt = schedule.make_optimizer(model.parameters(), recipe)
     speed = pick_speedups(torch.device("cpu"), recipe)
     step = engine.make_step(model, opt, None, torch.device("cpu"), speed)
     gen = torch.Generator().manual_seed(0)
@@ -260,7 +262,7 @@ def test_one_cycle_ignores_lr_and_momentum(recipe, optimizer):
     r = dataclasses.replace(recipe, optimizer=optimizer, scheduler="onecycle", max_lr=0.1,
                             lr=None, momentum=None)
     model = build_model(r.arch, r.dropout)
-    ours = schedule.make_optimizer(model, r)
+    ours = schedule.make_optimizer(model.parameters(), r)
     other = (torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.5) if optimizer == "sgd"
              else torch.optim.Adam(model.parameters(), lr=0.5, betas=(0.5, 0.999)))
     for opt in ours, other:
