@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import datetime
 import json
-import math
 import os
 import platform
 import subprocess
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.gpu_train import steps
 from mnist_iter import batched
 from mnist_iter.device import device_name, pick_device, pick_speedups
 from mnist_iter.engine import seed_recipes, train_seed
@@ -60,12 +60,6 @@ def env(**values: str):
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
-def steps(recipe) -> int:
-    """SGD steps of one seed's run."""
-    images = recipe.train_subset or 60_000 - recipe.val_size
-    return recipe.epochs * math.ceil(images / recipe.batch_size)
-
-
 def timed(recipes: list, data: dict, device: torch.device, how: str) -> dict:
     """Train the recipes' seeds `how` ('eager_seeds': one after another, the per-seed engine;
     'batched' / 'batched_eager': as one network, with / without CUDA graphs)."""
@@ -79,7 +73,7 @@ def timed(recipes: list, data: dict, device: torch.device, how: str) -> dict:
             histories = [h for _, h in batched.train_seeds(recipes, data, device, quiet)]
     sync(device)
     seconds = time.perf_counter() - start
-    seed_steps = steps(recipes[0]) * len(recipes)
+    seed_steps = steps(recipes[0]) * len(recipes)  # seed_recipes: each has seeds = 1
     last3 = [sum(row["test_acc"] for row in h[-3:]) / len(h[-3:]) for h in histories]
     return {"seeds": len(recipes), "epochs": recipes[0].epochs, "seconds": round(seconds, 2),
             "seed_steps": seed_steps, "seed_steps_per_s": round(seed_steps / seconds, 1),

@@ -6,8 +6,8 @@ and pack each finished variant's train outputs for `dvc commit` on a machine wit
 
 Runs download, prepare and configure as plain modules, then `python -m stages.train V` for each
 variant (all variants by default), the most SGD steps first, `--jobs` at a time, each with its
-seeds as one network (mnist_iter/batched.py; recipes with ema or compile: GPU_LANES processes). Variants still running at the deadline are stopped
-and left out. Writes <out>/train.tar.gz (models/<v>/ and reports/variants/<v>/train/ of the
+seeds as one network (mnist_iter/batched.py; recipes with ema or compile: GPU_LANES processes).
+Variants still running at the deadline are stopped and left out. Writes <out>/train.tar.gz (models/<v>/ and reports/variants/<v>/train/ of the
 finished ones) and <out>/gpu_train.json (which finished, in how long). Back home:
 `tar xzf train.tar.gz && dvc commit train@V ...` records them against the same code and params.
 """

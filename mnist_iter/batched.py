@@ -31,7 +31,7 @@ from mnist_iter.augment import affine, draw_moves
 from mnist_iter.cli import UserError
 from mnist_iter.device import Speedups, autocast, pick_speedups, place
 from mnist_iter.engine import (Diverged, as_input, check_converged, format_row, make_splits,
-                               EVAL_BATCH)
+                               splits_line, EVAL_BATCH)
 from mnist_iter.models import Normalize, model_for
 from mnist_iter.schedule import Schedule, make_optimizer
 
@@ -153,15 +153,16 @@ class SeedOptimizer:
     drives a shadow torch optimizer of its own (`shadows`), as in its single run."""
 
     def __init__(self, params: list[nn.Parameter], recipe, seeds: int):
-        self.params, self.seeds = params, seeds
+        self.seeds = seeds
+        self.params = [self._blocks(p.detach()) for p in params]  # (S, ...) views: seed s is row s
         self.shadows = [make_optimizer([torch.zeros(1, requires_grad=True)], recipe)
                         for _ in range(seeds)]
         group = self.shadows[0].param_groups[0]
         self.adam = recipe.optimizer == "adam"
         self.weight_decay = group["weight_decay"]
         self.beta2, self.eps = group["betas"][1] if self.adam else 0.0, group.get("eps", 0.0)
-        self.state = [torch.zeros_like(p) for p in params]  # momentum buffer / Adam's exp_avg
-        self.square = [torch.zeros_like(p) for p in params] if self.adam else []
+        self.state = [torch.zeros_like(p) for p in self.params]  # momentum / Adam's exp_avg
+        self.square = [torch.zeros_like(p) for p in self.params] if self.adam else []
         self.count = torch.zeros((), device=params[0].device)  # Adam's step, on the device
 
     def current(self) -> list[list[float]]:
@@ -170,10 +171,14 @@ class SeedOptimizer:
         return [[g["lr"], g[key][0] if self.adam else g[key]]
                 for g in (o.param_groups[0] for o in self.shadows)]
 
-    def _rows(self, values: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        """(S,) -> broadcastable over p, whose first dimension is S seed blocks."""
-        rows = values.view(self.seeds, 1).expand(self.seeds, p.shape[0] // self.seeds)
-        return rows.reshape(-1, *[1] * (p.dim() - 1))
+    def _blocks(self, p: torch.Tensor) -> torch.Tensor:
+        """A view of p, whose first dimension is S seed blocks, as (S, block, ...)."""
+        return p.unflatten(0, (self.seeds, -1))
+
+    @staticmethod
+    def _per_seed(values: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """(S,) -> broadcastable over the seed blocks p (S, ...)."""
+        return values.view(-1, *[1] * (p.dim() - 1))
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor], hyper: torch.Tensor) -> None:
@@ -183,16 +188,17 @@ class SeedOptimizer:
             step_size = lr / (1 - moment ** self.count)
             root2 = (1 - self.beta2 ** self.count) ** 0.5
         for i, (p, g) in enumerate(zip(self.params, grads)):
+            g = self._blocks(g)
             if self.weight_decay:
                 g = g.add(p, alpha=self.weight_decay)
             if not self.adam:  # a zero buffer times momentum, plus g, is torch's first step
-                self.state[i].mul_(self._rows(moment, p)).add_(g)
-                p.sub_(self._rows(lr, p) * self.state[i])
+                self.state[i].mul_(self._per_seed(moment, p)).add_(g)
+                p.sub_(self._per_seed(lr, p) * self.state[i])
                 continue
-            self.state[i].lerp_(g, 1 - self._rows(moment, p))
+            self.state[i].lerp_(g, 1 - self._per_seed(moment, p))
             self.square[i].mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
             denom = (self.square[i].sqrt() / root2).add_(self.eps)
-            p.sub_(self._rows(step_size, p) * self.state[i] / denom)
+            p.sub_(self._per_seed(step_size, p) * self.state[i] / denom)
 
 
 # ---- training --------------------------------------------------------------------------------
@@ -214,8 +220,7 @@ class _Step:
             angles, scale, shift = (None if m[0] is None else torch.cat(m) for m in zip(*moves))
             x = affine(x, angles, recipe.fill / 255, scale=scale, shift=shift)
         x = x.view(seeds, batch, 28, 28).transpose(0, 1)  # (B, S, 28, 28): seed s is channel s
-        x = x.contiguous(memory_format=torch.channels_last if r.speed.channels_last
-                         else torch.contiguous_format)
+        x = x.contiguous(memory_format=r.memory_format)
         y = r.train.labels[self.index]  # (S, B)
         with autocast(r.device, r.speed, cache=False):  # a captured step keeps no cast cache
             out = r.net(x)
@@ -268,6 +273,7 @@ class _Run:
     def __init__(self, recipes: list, data: dict, device: torch.device):
         self.recipe, self.seeds, self.device = recipes[0], len(recipes), device
         self.speed: Speedups = pick_speedups(device, self.recipe)
+        self.memory_format = torch.channels_last if self.speed.channels_last else torch.contiguous_format
         self.net = place(build(recipes, data["mean"], data["std"]), device, self.speed)
         self.params = list(self.net.parameters())
         self.splits = make_splits(data, self.recipe, device)
@@ -319,9 +325,7 @@ class _Run:
         correct = torch.zeros(self.seeds, dtype=torch.int64, device=self.device)
         for start in range(0, len(labels), EVAL_BATCH):
             x = as_input(images[start:start + EVAL_BATCH])
-            x = x.expand(-1, self.seeds, -1, -1).contiguous(
-                memory_format=torch.channels_last if self.speed.channels_last
-                else torch.contiguous_format)
+            x = x.expand(-1, self.seeds, -1, -1).contiguous(memory_format=self.memory_format)
             y = labels[start:start + EVAL_BATCH]
             out = self.net(x).transpose(0, 1)  # (S, E, 10)
             loss_sum += F.nll_loss(out.reshape(-1, out.shape[2]), y.repeat(self.seeds),
@@ -339,9 +343,7 @@ def train_seeds(recipes: list, data: dict, device: torch.device,
     run = _Run(recipes, data, device)
     recipe = run.recipe
     graphs = "as one CUDA graph a step" if uses_graphs(device) else "eagerly"
-    held = f", {len(run.splits['val'].labels):,} held out for validation" if "val" in run.splits else ""
-    log(f"{len(run.train.labels):,} training images{held}; {run.seeds} seed(s) as one network, "
-        f"{graphs}")
+    log(f"{splits_line(run.splits)}; {run.seeds} seed(s) as one network, {graphs}")
     histories: list[list[dict]] = [[] for _ in recipes]
     for epoch in range(1, recipe.epochs + 1):
         start = time.perf_counter()

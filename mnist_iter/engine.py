@@ -75,6 +75,12 @@ def make_splits(data: dict, recipe, device: torch.device) -> dict[str, Split]:
     return {k: Split(s.images.to(device), s.labels.to(device)) for k, s in splits.items()}
 
 
+def splits_line(splits: dict[str, Split]) -> str:
+    """'59,000 training images, 1,000 held out for validation': what a run trains on."""
+    held_out = f", {len(splits['val'].labels):,} held out for validation" if "val" in splits else ""
+    return f"{len(splits['train'].labels):,} training images{held_out}"
+
+
 def as_input(images_u8: torch.Tensor, speed: Speedups | None = None) -> torch.Tensor:
     """uint8 (B, 28, 28) -> float (B, 1, 28, 28) in [0, 1], the models' input, in the default
     float dtype (float32; the tests compare training paths in float64)."""
@@ -164,8 +170,7 @@ def fit(model: nn.Module, recipe, data: dict, device: torch.device,
     place(model, device, speed)
     splits = make_splits(data, recipe, device)
     train = splits["train"]
-    held_out = f", {len(splits['val'].labels):,} held out for validation" if "val" in splits else ""
-    log(f"{len(train.labels):,} training images{held_out}")
+    log(splits_line(splits))
     opt = make_optimizer(model.parameters(), recipe)
     steps_per_epoch = math.ceil(len(train.labels) / recipe.batch_size)
     schedule = Schedule(opt, recipe, steps_per_epoch)
