@@ -91,12 +91,13 @@ def cpu_has_bf16() -> bool:
 
 def pick_speedups(device: torch.device, recipe) -> Speedups:
     """CUDA: channels_last; every device: the recipe's compile mode; `amp` means bf16 autocast
-    on CUDA and on CPUs with native bf16, and is ignored elsewhere. CPUs keep NCHW: BatchNorm's
+    on CUDA and, under `cpu_math: native`, on CPUs with native bf16, and is ignored elsewhere
+    (the portable arithmetic is fp32). CPUs keep NCHW: BatchNorm's
     channels-last CPU kernel is slow on 8-12 channels (docs/evidence.md, "Speed"). No device
     autotunes: cuDNN's benchmark mode times algorithms and keeps the fastest, so two runs of one
     seed could pick different ones and differ in their last digits."""
     cuda = device.type == "cuda"
-    amp_ok = cuda or (device.type == "cpu" and cpu_has_bf16())
+    amp_ok = cuda or (device.type == "cpu" and recipe.cpu_math == "native" and cpu_has_bf16())
     return Speedups(
         channels_last=cuda,
         cudnn_benchmark=False,

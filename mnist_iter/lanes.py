@@ -24,7 +24,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from mnist_iter import batched
+from mnist_iter import batched, cpu_math
 from mnist_iter.cli import UserError
 from mnist_iter.data import load_data
 from mnist_iter.engine import seed_recipes, train_seed, without_test
@@ -103,8 +103,10 @@ class SeedRuns:
 def run_recipe(recipe, device: torch.device, data_file: Path = DATA_FILE, test: bool = True,
                log: Callable[[str], None] = print) -> SeedRuns:
     """Train every seed of `recipe` (seed, seed + 1, ...): in this process when one lane is
-    enough, else in parallel lanes. `test=False` leaves the test images out of every run (a
-    selection run). A run that diverged stops them all with `Diverged`."""
+    enough, else in parallel lanes (which inherit this process's arithmetic, checked here).
+    `test=False` leaves the test images out of every run (a selection run). A run that diverged
+    stops them all with `Diverged`."""
+    cpu_math.check(recipe.cpu_math, device.type)
     recipes = seed_recipes(recipe)
     threads = recipe.threads
     together = batched.batches_seeds(device, recipe)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from mnist_iter import cpu_math
 from mnist_iter.cli import ParamsError
 from mnist_iter.models import ARCH_NAMES
 
@@ -57,6 +58,7 @@ class Key:
     meaning: str
     applies: Callable[[Mapping], bool] | None = None  # None: always shapes training
     when: str = ""  # `applies` in words
+    before: Any = None  # its value in a recipe written before the key existed (a checkpoint)
 
 
 KEYS: tuple[Key, ...] = (
@@ -128,7 +130,12 @@ KEYS: tuple[Key, ...] = (
     Key("compile", str, f"one of {', '.join(COMPILE_MODES)}", lambda v: v in COMPILE_MODES,
         "torch.compile mode; none = eager"),
     Key("amp", bool, "true or false", lambda v: True,
-        "bf16 autocast on CUDA and on CPUs with native bf16 (AMX); fp32 elsewhere"),
+        "bf16 autocast on CUDA, and on CPUs with native bf16 (AMX) under cpu_math native; "
+        "fp32 elsewhere"),
+    Key("cpu_math", str, f"one of {', '.join(cpu_math.MODES)}", lambda v: v in cpu_math.MODES,
+        "portable: x86 instruction sets pinned to AVX2, the same bits on every x86-64 CPU; "
+        "native: what the CPU has (AVX-512, AMX), other bits on another CPU model",
+        before="native"),
 )
 SPEC = {k.name: k for k in KEYS}
 VARIANT_ONLY = ("arch", "writeup", "reported", "improves_on", "extends")  # a variant's own keys
@@ -171,6 +178,7 @@ def check_value(where: str, key: str, value: Any) -> Any:
 def make_recipe(values: Mapping[str, Any], where: str = "") -> Recipe:
     """A Recipe from a full or to_dict()-pruned mapping, validating every value."""
     unknown_keys(where, set(values), set(SPEC) | {"arch"})
+    values = {k.name: k.before for k in KEYS if k.before is not None} | dict(values)
     arch = values.get("arch")
     if not isinstance(arch, str):
         raise ParamsError(f"{where}arch = {arch!r}: must name a registered architecture")
@@ -385,14 +393,18 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
 
 
 def load_search(path: Path | str = SEARCH_PARAMS, root: Path | str = PARAMS_FILE) -> Params:
-    """The root's defaults and variants, and the selection candidates of search/params.yaml
-    (a candidate may extend a variant)."""
+    """The root's defaults (with search/params.yaml's `defaults:` on top) and variants, and the
+    selection candidates of search/params.yaml (a candidate may extend a variant)."""
     raw, search = read_yaml(root), read_yaml(path)
     if not isinstance(search, dict):
-        raise ParamsError(f"{path}: must be a mapping with one key, screen")
-    unknown_keys(f"{path}: ", set(search), {"screen"})
+        raise ParamsError(f"{path}: must be a mapping with the keys screen and defaults")
+    unknown_keys(f"{path}: ", set(search), {"screen", "defaults"})
+    defaults = search.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ParamsError(f"{path}: defaults = {defaults!r}: must map recipe keys to values")
+    unknown_keys(f"{path}: defaults.", set(defaults), set(SPEC))
     if isinstance(raw, dict):
-        raw = {**raw, "screen": search.get("screen") or {}}
+        raw = {**raw, **defaults, "screen": search.get("screen") or {}}
     return parse_params(raw, search=True)
 
 

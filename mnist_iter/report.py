@@ -23,7 +23,7 @@ class Result:
     runs: pd.DataFrame  # every seed's rows: seed, epoch, lr, train/test loss and accuracy, ...
     predictions: pd.DataFrame  # the first seed's checkpoint on the test images: actual, predicted
     summary: dict
-    machine: str  # where its seeds trained: CPU or GPU name, arithmetic (fp32, bf16, ...)
+    machine: str  # where its seeds trained: CPU or GPU name, arithmetic; or "fp32, portable x86"
 
     @property
     def group(self) -> str:
@@ -70,7 +70,9 @@ def read_result(variant: Variant) -> Result:
             (str(e).splitlines() or [type(e).__name__])[0][:120]
         raise DataError(f"{current}: damaged ({first}); `dvc repro -f {owner[current]}@"
                         f"{variant.name}` writes it again") from None
-    machine = f"{trained['device_name'].strip()}, {trained['arithmetic']}"
+    # a portable run's numbers are the same on every x86 CPU: its arithmetic is its machine
+    machine = trained["arithmetic"] if trained.get("portable") is True else \
+        f"{trained['device_name'].strip()}, {trained['arithmetic']}"
     return Result(variant, runs, predictions, summary, machine)
 
 

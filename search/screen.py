@@ -9,7 +9,7 @@ search/results/<c>.json (validation last-3 mean, worst, final; parameters; seeds
 search/runs/<c>.csv (every seed's epochs). No checkpoint: a candidate is only compared."""
 import argparse
 
-from mnist_iter import files
+from mnist_iter import cpu_math, files
 from mnist_iter.cli import command
 from mnist_iter.device import pick_device, pick_speedups
 from mnist_iter.lanes import run_recipe
@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("candidate")
     name = parser.parse_args().candidate
     recipe = load_config(files.search_config(name), name)
+    cpu_math.enter(recipe.cpu_math)  # before any work: it may start the command again
     device = pick_device(recipe.device)
     metrics, runs_file = files.screen_metrics(name), files.screen_runs(name)
     files.check_writable(metrics.parent, runs_file.parent)

@@ -11,7 +11,7 @@ import argparse
 
 import pandas as pd
 
-from mnist_iter import files
+from mnist_iter import cpu_math, files
 from mnist_iter.cli import command
 from mnist_iter.data import load_data
 from mnist_iter.engine import evaluate
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("variant")
     name = parser.parse_args().variant
     recipe = load_config(files.config_file(name), name)
+    cpu_math.enter(recipe.cpu_math)  # before any work: it may start the command again
     model = load_model(files.checkpoint(name, recipe.seed))
     data = load_data(files.DATA_FILE)
     images, labels = data["test_images"], data["test_labels"]

@@ -11,7 +11,7 @@ import statistics
 
 import torch
 
-from mnist_iter import checkpoint, files
+from mnist_iter import checkpoint, cpu_math, files
 from mnist_iter.cli import command
 from mnist_iter.device import device_name, pick_device, pick_speedups
 from mnist_iter.lanes import run_recipe
@@ -25,12 +25,15 @@ def main() -> None:
     parser.add_argument("variant")
     name = parser.parse_args().variant
     recipe = load_config(files.config_file(name), name)
+    cpu_math.enter(recipe.cpu_math)  # before any work: it may start the command again
     device = pick_device(recipe.device)
     out_dir, ckpt_dir = files.train_dir(name), files.checkpoint_dir(name)
     files.check_writable(out_dir, ckpt_dir)
     for folder in (out_dir, ckpt_dir):
         files.sweep_stale(folder)
-    print(f"{name}: {recipe.arch}, {recipe.epochs} epochs on {device}, seeds "
+    arithmetic = cpu_math.describe(pick_speedups(device, recipe).name, device.type,
+                                   recipe.cpu_math)[0]
+    print(f"{name}: {recipe.arch}, {recipe.epochs} epochs on {device} ({arithmetic}), seeds "
           f"{recipe.seed}-{recipe.seed + recipe.seeds - 1}")
     done = run_recipe(recipe, device)
     model = model_for(recipe)
@@ -38,9 +41,11 @@ def main() -> None:
         first = done.runs[done.runs["seed"] == recipe.seed].drop(columns="seed")
         first.to_csv(out.path(out_dir / "history.csv"), index=False, float_format="%.6g")
         done.runs.to_csv(out.path(out_dir / "runs.csv"), index=False, float_format="%.6g")
+        arithmetic, portable = cpu_math.describe(pick_speedups(device, recipe).name,
+                                                 device.type, recipe.cpu_math)
         out.json(out_dir / "metrics.json", {
             "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
-            "arithmetic": pick_speedups(device, recipe).name,  # fp32, bf16 (amp where native)
+            "arithmetic": arithmetic, "portable": portable,  # "fp32, portable x86", True
             "threads": recipe.threads, "lanes": done.lanes,
             **({"seeds_together": True} if done.together else {}),  # one batched network
             "params": count_params(model), "seeds": [r.seed for r in done.recipes],

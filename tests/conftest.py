@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = Path(os.environ.get("MNIST_SHARED", ROOT.parent / "shared" / "mnist"))
 sys.path.insert(0, str(ROOT))
 
+from mnist_iter import cpu_math  # noqa: E402  (the path above first)
+
+cpu_math.preset()  # before torch loads: the tests train in the default, portable arithmetic
+
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
@@ -60,7 +64,7 @@ def small_params(variants: dict | None = None, **top) -> dict:
                 "plateau_on": "val", "max_lr": 0.1, "dropout": 0.05, "rotation": 7.0,
                 "scale": 0.0, "translate": 0.0, "fill": 0.0, "device": "cpu",
                 "compile": "none", "amp": False, "widths": "4-4-4-4-4-4-4", "separable": 0,
-                "ema": 0.0}
+                "ema": 0.0, "cpu_math": "portable"}
     assert set(defaults) == {k.name for k in KEYS}
     raw = {"data": {"mirrors": []}, **defaults, **top}
     raw["variants"] = variants if variants is not None else {
