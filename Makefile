@@ -23,8 +23,9 @@ test-fast: $(READY)  ## the unit tests only (no end-to-end dvc runs)
 compare: $(READY)  ## variants x experiments: workspace, HEAD and HEAD's experiments
 	python -m mnist_iter.compare $(REVS)
 
-bench: $(READY)  ## engine vs the write-ups' DataLoader loop -> benchmarks/results/bench.json
+bench: $(READY)  ## engine vs the write-ups' loop; each arithmetic's step -> benchmarks/results/
 	python -m benchmarks.bench
+	python -m benchmarks.arithmetic
 
 readme: $(READY)  ## copy the tables of reports/ into README.md, the recipe keys into docs/parameters.md
 	python -m mnist_iter.readme

@@ -8,7 +8,10 @@ own run has: its weight init (built from its seed, then stacked), its shuffling 
 BatchNorm statistics, its optimizer state and its schedule (a plateau schedule watches its own
 loss). The loss is the sum of the seeds' mean losses, so each seed's gradient is that of its run.
 On a CPU the result is each seed's single run within float tolerance (tests/test_batched.py);
-the CPU trains seed by seed all the same (batching does not pay there, docs/evidence.md).
+the CPU trains seed by seed all the same (batching does not pay there, docs/evidence.md). On
+CUDA that holds for variants without dropout only: a single run's nn.Dropout there is a fused
+kernel that draws other random numbers than bernoulli_, so a variant with dropout > 0 trains
+to other (equally valid) numbers batched than seed by seed (GPU_BATCH=0).
 
 On CUDA the whole training step (gather, augmentation, forward, backward, update, metrics) is
 captured once as a CUDA graph and replayed: one launch a step instead of a few hundred. The
@@ -162,6 +165,10 @@ class SeedOptimizer:
         self.weight_decay = group["weight_decay"]
         self.beta2, self.eps = group["betas"][1] if self.adam else 0.0, group.get("eps", 0.0)
         self.state = [torch.zeros_like(p) for p in self.params]  # momentum / Adam's exp_avg
+        # seed s's block of every parameter and momentum buffer: the SGD update is a few
+        # foreach calls a seed (one kernel each on CUDA) instead of a few kernels a parameter
+        self.param_rows = [[p[s] for p in self.params] for s in range(seeds)]
+        self.state_rows = [[m[s] for m in self.state] for s in range(seeds)]
         self.square = [torch.zeros_like(p) for p in self.params] if self.adam else []
         self.count = torch.zeros((), device=params[0].device)  # Adam's step, on the device
 
@@ -182,23 +189,34 @@ class SeedOptimizer:
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor], hyper: torch.Tensor) -> None:
-        lr, moment = hyper[:, 0], hyper[:, 1]
-        if self.adam:
-            self.count += 1
-            step_size = lr / (1 - moment ** self.count)
-            root2 = (1 - self.beta2 ** self.count) ** 0.5
+        if not self.adam:
+            return self._sgd(grads, hyper)
+        lr, moment = hyper[:, 0], hyper[:, 1]  # Adam: per parameter (no variant uses it)
+        self.count += 1
+        step_size = lr / (1 - moment ** self.count)
+        root2 = (1 - self.beta2 ** self.count) ** 0.5
         for i, (p, g) in enumerate(zip(self.params, grads)):
             g = self._blocks(g)
             if self.weight_decay:
                 g = g.add(p, alpha=self.weight_decay)
-            if not self.adam:  # a zero buffer times momentum, plus g, is torch's first step
-                self.state[i].mul_(self._per_seed(moment, p)).add_(g)
-                p.sub_(self._per_seed(lr, p) * self.state[i])
-                continue
             self.state[i].lerp_(g, 1 - self._per_seed(moment, p))
             self.square[i].mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
             denom = (self.square[i].sqrt() / root2).add_(self.eps)
             p.sub_(self._per_seed(step_size, p) * self.state[i] / denom)
+
+    def _sgd(self, grads: list[torch.Tensor], hyper: torch.Tensor) -> None:
+        """torch.optim.SGD's update (momentum, weight decay), seed by seed over all parameters:
+        buf = momentum * buf + g (a zero buffer times momentum, plus g, is torch's first step);
+        p -= lr * buf. `hyper[s]` holds seed s's lr and momentum as device scalars."""
+        grad_rows = list(zip(*[self._blocks(g) for g in grads]))  # [seed][param]
+        for s in range(self.seeds):
+            g = list(grad_rows[s])
+            if self.weight_decay:
+                g = torch._foreach_add(g, self.param_rows[s], alpha=self.weight_decay)
+            torch._foreach_mul_(self.state_rows[s], hyper[s, 1])
+            torch._foreach_add_(self.state_rows[s], g)
+            torch._foreach_sub_(self.param_rows[s], torch._foreach_mul(self.state_rows[s],
+                                                                        hyper[s, 0]))
 
 
 # ---- training --------------------------------------------------------------------------------
@@ -256,13 +274,20 @@ class _Step:
         graph = torch.cuda.CUDAGraph()
         for g in self.run.gens + self.run.dropout_gens:
             graph.register_generator_state(g)
-        try:
+        first: list[BaseException] = []  # the step's own error: leaving the capture raises
+        try:  # another ("operation failed due to a previous error during capture") over it
             with torch.cuda.graph(graph, pool=self.run.pool):
-                self.compute()
+                try:
+                    self.compute()
+                except BaseException as e:
+                    first.append(e)
+                    raise
         except RuntimeError as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-            raise UserError(f"capturing the training step as a CUDA graph failed ({first}); "
-                            f"CUDA_GRAPHS=0 trains the seeds together without graphs") from None
+            cause = first[0] if first else e
+            line = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]
+            raise UserError(f"capturing the training step as a CUDA graph failed "
+                            f"({type(cause).__name__}: {line}); CUDA_GRAPHS=0 trains the seeds "
+                            f"together without graphs") from cause
         self.run.pool = graph.pool()
         self.graph = graph
 
@@ -287,31 +312,40 @@ class _Run:
         count, batch = len(self.train.labels), self.recipe.batch_size
         self.steps_per_epoch = -(-count // batch)
         self.schedules = [Schedule(o, self.recipe, self.steps_per_epoch) for o in self.opt.shadows]
+        for shadow in self.opt.shadows:  # a scheduler warns when it steps before its optimizer;
+            shadow.step()  # no gradient: a no-op, once, as the single run's first step is
+        self._cycle: list | None = None  # one-cycle's whole table, walked once (hyper_rows)
         self.loss_sum = torch.zeros(self.seeds, device=device)
         self.correct = torch.zeros(self.seeds, dtype=torch.int64, device=device)
         self.pool = None
         self.steppers = {b: _Step(self, b) for b in {batch, count - (self.steps_per_epoch - 1) * batch}}
 
-    def hyper_table(self) -> torch.Tensor:
-        """(steps, S, 2): each step's lr and momentum per seed, for the epoch ahead, as the
-        schedules move them (one-cycle moves them every step; the others only between epochs)."""
-        rows = []
-        for _ in range(self.steps_per_epoch):
-            rows.append(self.opt.current())
-            for shadow, schedule in zip(self.opt.shadows, self.schedules):
-                shadow.step()  # no gradient: a no-op, in the order the schedulers expect
-                schedule.after_batch()
-        return torch.tensor(rows, dtype=torch.float32).to(self.device)
+    def hyper_rows(self, epoch: int) -> list:
+        """Each step's lr and momentum per seed for `epoch` (1-based), as Python floats
+        (steps, S, 2), as the schedules move them. One-cycle moves them every step along a fixed
+        curve: its whole table is walked once, at the first epoch (the shadow optimizers' host
+        time is paid once per run, not per step). The others move only between epochs
+        (`after_epoch`, which may read a loss), so an epoch's table is one row, repeated."""
+        if self.recipe.scheduler != "onecycle":
+            return [self.opt.current()] * self.steps_per_epoch
+        if self._cycle is None:
+            self._cycle = []
+            for _ in range(self.recipe.epochs * self.steps_per_epoch):
+                self._cycle.append(self.opt.current())
+                for schedule in self.schedules:
+                    schedule.after_batch()
+        return self._cycle[(epoch - 1) * self.steps_per_epoch:epoch * self.steps_per_epoch]
 
-    def epoch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One pass of every seed over the training split; each seed's mean loss and accuracy."""
+    def epoch(self, rows: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass of every seed over the training split, with `rows` (hyper_rows) as each
+        step's lr and momentum; each seed's mean loss and accuracy."""
         self.net.train()
         self.loss_sum.zero_()
         self.correct.zero_()
         count, batch = len(self.train.labels), self.recipe.batch_size
         perm = torch.stack([torch.randperm(count, device=self.device, generator=g)
                             for g in self.gens])
-        hyper = self.hyper_table()
+        hyper = torch.tensor(rows, dtype=torch.float32).to(self.device)  # one copy an epoch
         for i in range(self.steps_per_epoch):
             index = perm[:, i * batch:(i + 1) * batch]
             self.steppers[index.shape[1]](index, hyper[i])
@@ -347,8 +381,9 @@ def train_seeds(recipes: list, data: dict, device: torch.device,
     histories: list[list[dict]] = [[] for _ in recipes]
     for epoch in range(1, recipe.epochs + 1):
         start = time.perf_counter()
-        lrs = [row[0] for row in run.opt.current()]
-        train_loss, train_acc = run.epoch()
+        rows = run.hyper_rows(epoch)
+        lrs = [row[0] for row in rows[0]]
+        train_loss, train_acc = run.epoch(rows)
         held_out = {name: run.evaluate(run.splits[name].images, run.splits[name].labels)
                     for name in ("val", "test") if name in run.splits}
         seconds = time.perf_counter() - start

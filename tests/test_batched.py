@@ -194,3 +194,54 @@ def test_each_batch_shape_is_captured_once_after_its_warm_up(tiny, monkeypatch):
                [{k: v for k, v in r.items() if k != "seconds"} for r in hb]
         for key in a:
             assert torch.equal(a[key], b[key]), key
+
+
+def test_a_failed_capture_names_its_first_error(tiny, monkeypatch):
+    """Leaving torch.cuda.graph after an error raises "operation failed due to a previous error
+    during capture" over it: the message names the step's own error instead."""
+    from mnist_iter.cli import UserError
+
+    class Graph:
+        def register_generator_state(self, gen):
+            pass
+
+    class Capture:
+        def __init__(self, graph, pool=None):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, kind, value, tb):
+            if kind is not None:
+                raise RuntimeError("operation failed due to a previous error during capture")
+
+    def compute(step):
+        raise RuntimeError("CUBLAS_STATUS_NOT_SUPPORTED when calling cublasSgemm\nsecond line")
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+    monkeypatch.setattr(torch.cuda, "graph", Capture)
+    monkeypatch.setattr(batched._Step, "compute", compute)
+    run = batched._Run(seed_recipes(recipe_of(seeds=2)), tiny, CPU)
+    with pytest.raises(UserError, match=r"\(RuntimeError: CUBLAS_STATUS_NOT_SUPPORTED when "
+                                        r"calling cublasSgemm\); CUDA_GRAPHS=0"):
+        run.steppers[64]._capture()
+
+
+def test_one_cycle_walks_its_schedule_once_not_every_step(tiny, monkeypatch):
+    """The shadow optimizers' host time is paid once: one-cycle's table for the whole run is
+    walked at the first epoch, and later epochs take their slice of it."""
+    recipes = seed_recipes(recipe_of(seeds=2, epochs=3, scheduler="onecycle"))
+    run = batched._Run(recipes, tiny, CPU)
+    walked = []
+    for schedule in run.schedules:
+        monkeypatch.setattr(schedule, "after_batch",
+                            lambda s=schedule, f=schedule.after_batch: (walked.append(s), f()))
+    first = run.hyper_rows(1)
+    assert len(walked) == 2 * 3 * run.steps_per_epoch  # every step of every seed, once
+    second, third = run.hyper_rows(2), run.hyper_rows(3)
+    assert len(walked) == 2 * 3 * run.steps_per_epoch  # not again
+    assert len(first) == len(second) == run.steps_per_epoch and first[0] != second[0] != third[0]
+    run = batched._Run(seed_recipes(recipe_of(seeds=2)), tiny, CPU)
+    rows = run.hyper_rows(1)
+    assert all(row == rows[0] for row in rows) and len(rows) == run.steps_per_epoch

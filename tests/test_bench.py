@@ -42,19 +42,21 @@ def test_bad_counts_are_one_line_errors(monkeypatch, capsys, option, value, mess
     assert capsys.readouterr().err == f"error: {message}\n"
 
 
-def test_amp_step_writes_both_arithmetics_per_network(monkeypatch, tmp_path, capsys):
-    from benchmarks import amp_step
+def test_arithmetic_times_each_arithmetic_in_a_process_of_its_own(monkeypatch, tmp_path, capsys):
+    from benchmarks import arithmetic
 
-    out = tmp_path / "amp.json"
-    monkeypatch.setattr(sys, "argv", ["amp_step", "--archs", "writeup003_gap", "--steps", "1",
-                                      "--out", str(out)])
-    amp_step.main()
+    out = tmp_path / "arithmetic.json"
+    monkeypatch.setattr(sys, "argv", ["arithmetic", "--archs", "writeup003_gap", "ours",
+                                      "--steps", "1", "--rounds", "1", "--out", str(out)])
+    arithmetic.main()
     result = json.loads(out.read_text())
-    row = result["networks"]["writeup003_gap"]
-    assert row["fp32_ms"] > 0 and row["bf16_ms"] > 0
-    assert row["bf16_speedup"] == pytest.approx(row["fp32_ms"] / row["bf16_ms"], abs=0.01)
-    assert result["threads"] == 1 and isinstance(result["cpu_has_bf16"], bool)
-    assert "bf16 speed-up" in capsys.readouterr().out
+    for arch in ("writeup003_gap", "ours"):
+        row = result["networks"][arch]
+        assert {"portable_fp32", "native_fp32"} <= set(row["ms"]) and row["ms"]["native_fp32"] > 0
+        assert row["vs_portable"]["portable_fp32"] == 1.0
+    if arithmetic.cpu_math.is_x86():
+        assert result["isa"]["portable_fp32"] == "AVX2"  # the child ran pinned
+    assert result["threads"] == 1 and "portable_fp32" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -76,7 +78,8 @@ def test_gpu_benchmark_runs_every_part_and_renders_its_table(tmp_path):
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=900)
     result = json.loads(out.read_text())
     parts = result["parts"]
-    assert set(parts) == {"eager_1", "graphs_1", "batched_eager", "graphs_5", "whole_run"}
+    assert set(parts) == {"smoke", "eager_1", "graphs_1", "batched_eager", "graphs_5", "whole_run"}
+    assert parts["smoke"]["identical"] is True  # on the CPU both ways are eager
     assert [parts[p]["seeds"] for p in ("eager_1", "graphs_1", "graphs_5")] == [1, 1, 5]
     assert parts["graphs_5"]["seed_steps"] == 5 * 1 * 1  # 128 images in one step of 128
     whole = parts["whole_run"]
@@ -94,3 +97,28 @@ def test_gpu_benchmark_runs_every_part_and_renders_its_table(tmp_path):
                                       str(tmp_path / "late.json")],
                           cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
     assert "2 variants left out at the deadline" in late.stdout.decode()
+
+
+def test_gpu_benchmark_keeps_each_part_it_measured(monkeypatch, tmp_path, mnist_data):
+    """A part that fails is recorded with its error, the others keep their numbers, and the
+    JSON is on disk after every part (a time-out loses nothing measured)."""
+    from benchmarks import gpu
+
+    monkeypatch.setattr(gpu, "prepare_data", lambda: mnist_data)
+    calls = []
+
+    def timed(recipes, data, device, how):
+        if how == "batched_eager":
+            raise RuntimeError("CUDA error: an illegal memory access\nmore")
+        return {"seeds": len(recipes), "arithmetic": "fp32", "seconds": 1.0,
+                "seed_steps_per_s": 1.0, "seed_steps": 1}
+
+    monkeypatch.setattr(gpu, "timed", timed)
+    args = gpu.argparse.Namespace(device="cpu", train_subset=0, epochs=0, seconds=60,
+                                  parts=["eager_1", "batched_eager", "graphs_5"], variants=None)
+    result = gpu.run(args, save=lambda r: calls.append(json.loads(json.dumps(r))["parts"]))
+    assert [list(c) for c in calls] == [["eager_1"], ["eager_1", "batched_eager"],
+                                        ["eager_1", "batched_eager", "graphs_5"]]
+    assert result["parts"]["batched_eager"] == {
+        "error": "RuntimeError: CUDA error: an illegal memory access"}
+    assert "failed: RuntimeError" in gpu.table(result) and "| 5 |" in gpu.table(result)
