@@ -185,12 +185,12 @@ def engine_window(steps: int, device: torch.device, recipe, data: dict):
     train = make_splits(data, r, device)["train"]
     gen = torch.Generator(device=device).manual_seed(0)
     warm = Split(train.images[:WARMUP * BATCH], train.labels[:WARMUP * BATCH])
-    train_epoch(model, step, warm, r, gen, speed, "warm-up")
+    train_epoch(model, step, warm, r, gen, speed)
 
     def window() -> float:
         sync(device)
         t0 = time.perf_counter()
-        train_epoch(model, step, train, r, gen, speed, "engine")  # ends by reading its metrics
+        train_epoch(model, step, train, r, gen, speed)  # ends by reading its metrics
         return steps * BATCH / (time.perf_counter() - t0)
 
     return window

@@ -33,8 +33,8 @@ from torch import nn
 from mnist_iter.augment import affine, draw_moves
 from mnist_iter.cli import UserError
 from mnist_iter.device import Speedups, autocast, pick_speedups, place
-from mnist_iter.engine import (Diverged, as_input, check_converged, format_row, make_splits,
-                               splits_line, EVAL_BATCH)
+from mnist_iter.engine import (EVAL_BATCH, Diverged, Watch, as_input, check_converged,
+                               format_row, make_splits, splits_line)
 from mnist_iter.models import Normalize, model_for
 from mnist_iter.schedule import Schedule, make_optimizer
 
@@ -318,6 +318,7 @@ class _Run:
         self.loss_sum = torch.zeros(self.seeds, device=device)
         self.correct = torch.zeros(self.seeds, dtype=torch.int64, device=device)
         self.pool = None
+        self.watch = Watch()
         self.steppers = {b: _Step(self, b) for b in {batch, count - (self.steps_per_epoch - 1) * batch}}
 
     def hyper_rows(self, epoch: int) -> list:
@@ -349,6 +350,7 @@ class _Run:
         for i in range(self.steps_per_epoch):
             index = perm[:, i * batch:(i + 1) * batch]
             self.steppers[index.shape[1]](index, hyper[i])
+            self.watch.tick(self.seeds)
         return (self.loss_sum / count).cpu(), (self.correct.cpu().double() * 100 / count)
 
     @torch.no_grad()
@@ -370,11 +372,13 @@ class _Run:
 
 
 def train_seeds(recipes: list, data: dict, device: torch.device,
-                log: Callable[[str], None] = print) -> list[tuple[dict, list[dict]]]:
+                log: Callable[[str], None] = print,
+                watch: Watch | None = None) -> list[tuple[dict, list[dict]]]:
     """Train the seeds' recipes (one recipe, seeds seed, seed + 1, ...) together; for each seed,
     its trained weights (on the CPU) and its epochs, as `lanes._train` gives them. A seed whose
     run diverged stops them all with `Diverged`. An epoch's `seconds` is that of all seeds."""
     run = _Run(recipes, data, device)
+    run.watch = watch or Watch()
     recipe = run.recipe
     graphs = "as one CUDA graph a step" if uses_graphs(device) else "eagerly"
     log(f"{splits_line(run.splits)}; {run.seeds} seed(s) as one network, {graphs}")
@@ -400,5 +404,6 @@ def train_seeds(recipes: list, data: dict, device: torch.device,
                 raise Diverged(f"seed {recipes[s].seed}: {e}") from None
             run.schedules[s].after_epoch(row)
             log(f"seed {recipes[s].seed}: {format_row(row, recipe.epochs)}")
+            run.watch.epoch(recipes[s].seed, row)
     states = unstack(run.net.state_dict(), run.seeds)
     return list(zip(states, histories))

@@ -59,13 +59,20 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+PERSISTENT = ("train", "screen")  # stages whose outputs dvc.yaml marks `persist: true`
+
+
 def unchanged_note() -> str:
     """What a command that stops before writing can truthfully say of the previous outputs:
-    as they were, except under `dvc repro` (DVC_STAGE set), which removed them before it ran
-    the command."""
+    as they were, except under `dvc repro` (DVC_STAGE set) of a stage whose outputs DVC removes
+    before it runs the command. The training stages' outputs persist, and the seeds they
+    finished are kept (.seeds/) for the next run."""
     stage = os.environ.get("DVC_STAGE")
-    if not stage:
-        return "nothing was changed; the previous outputs are as they were"
+    kind = (stage or "").rpartition(":")[2].partition("@")[0]
+    if not stage or kind in PERSISTENT:
+        kept = "; the seeds that finished are kept in .seeds/, so running it again trains " \
+               "only the others" if kind in PERSISTENT else ""
+        return f"nothing was changed; the previous outputs are as they were{kept}"
     return (f"stage {stage} wrote nothing, but DVC had removed its previous outputs before it "
             f"started: `dvc repro {stage}` writes them again, and the committed ones come back "
             "with `git checkout -- models reports search` (files in Git) or `dvc checkout` "

@@ -22,11 +22,37 @@ METRIC = re.compile(r"^reports/metrics/(?P<variant>[^/]+)\.json$")
 NOISE_SDS = 2  # a difference within 2 standard errors of the seeds (or the test set) is noise
 
 
+ALL = "*"  # in Column.stale: every variant (the data, the recipes or the report are stale)
+REPRO = "`dvc repro` brings them up to date"
+
+
 @dataclass
 class Column:
     name: str
     metrics: dict[str, dict]  # variant -> {last3, last3_sd, seeds, ...}
     params: dict[str, object]  # flattened params.yaml
+    stale: frozenset = frozenset()  # variants whose outputs these params and code did not make
+    head: bool = False  # the commit checked out (the default baseline)
+
+    def is_stale(self, variant: str) -> bool:
+        return ALL in self.stale or variant in self.stale
+
+
+def workspace_stale() -> frozenset:
+    """What `dvc status` finds out of date in the workspace's pipeline (not the search's):
+    a train or evaluate stage marks its variant, any other stage (download, prepare, configure,
+    report) every variant. The workspace's numbers are then not from its params and code."""
+    from dvc.repo import Repo
+
+    with Repo() as repo:
+        status = repo.status()
+    stale = set()
+    for stage in status:
+        if ".yaml:" in stage:
+            continue  # another dvc.yaml's stage (search/dvc.yaml:screen@...)
+        kind, _, variant = stage.partition("@")
+        stale.add(variant if variant and kind in ("train", "evaluate") else ALL)
+    return frozenset(stale)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -49,9 +75,13 @@ def head_columns() -> list[Column]:
             continue
         rev = None if row["rev"] == "workspace" else row["rev"]
         try:
-            columns.append(rev_column(rev, name=row.get("Experiment") or row["rev"]))
+            column = rev_column(rev, name=row.get("Experiment") or row["rev"])
         except UserError:  # a row without this layout's metrics has nothing to compare
+            if row.get("typ") == "baseline" and rev is not None:
+                raise  # HEAD itself: the baseline must not move to another column silently
             continue
+        column.head = row.get("typ") == "baseline" and rev is not None
+        columns.append(column)
     return columns
 
 
@@ -86,7 +116,8 @@ def rev_column(rev: str | None, name: str | None = None) -> Column:
     if not metrics:
         raise UserError(f"{name or rev}: has no reports/metrics/<variant>.json (older than "
                         "this layout, or not reproduced yet)")
-    return Column(name or rev or "workspace", metrics, params)
+    return Column(name or rev or "workspace", metrics, params,
+                  workspace_stale() if rev is None else frozenset())
 
 
 def _number(value) -> bool:
@@ -136,7 +167,9 @@ def changed_params(base: Column, column: Column) -> list[str]:
             if base.params.get(key) != column.params.get(key)]
 
 
-def cell(value: dict | None, base: dict | None, is_base: bool) -> str:
+def cell(value: dict | None, base: dict | None, is_base: bool, stale: bool = False) -> str:
+    if stale:
+        return "stale"  # never a number the column's params and code did not make
     if not value:
         return "-"
     sd = value.get("last3_sd")
@@ -153,11 +186,12 @@ def table(columns: list[Column], baseline: int, markdown: bool) -> str:
     base = columns[baseline]
     variants = list(dict.fromkeys(v for c in columns for v in c.metrics))
     headers = ["variant"] + [f"({i + 1}) {c.name}"[:24] for i, c in enumerate(columns)]
-    rows = [[v] + [cell(c.metrics.get(v), base.metrics.get(v), i == baseline)
+    base_metrics = {} if base.stale else base.metrics  # a stale baseline compares nothing
+    rows = [[v] + [cell(c.metrics.get(v), base_metrics.get(v), i == baseline, c.is_stale(v))
                    for i, c in enumerate(columns)] for v in variants]
     legend = [f"({i + 1}) {c.name}: " + ("baseline" if i == baseline else
                                            ", ".join(changed_params(base, c)) or "same params")
-              for i, c in enumerate(columns)]
+              + stale_note(c) for i, c in enumerate(columns)]
     text = tabulate(rows, headers, tablefmt="pipe" if markdown else "simple",
                     disable_numparse=True)
     notes = ("last-3 mean test accuracy (%) ± sd over seeds; +/-: difference from the baseline; "
@@ -165,6 +199,14 @@ def table(columns: list[Column], baseline: int, markdown: bool) -> str:
              "images where a variant has one seed)")
     legend = [textwrap.fill(line, 100, subsequent_indent="    ") for line in legend]
     return "\n".join(legend) + "\n\n" + text + "\n\n" + textwrap.fill(notes, 100)
+
+
+def stale_note(column: Column) -> str:
+    if not column.stale:
+        return ""
+    which = "every variant" if ALL in column.stale else ", ".join(sorted(column.stale))
+    return (f"; STALE: {which} (outputs not made by these params and code, so not shown): "
+            f"{REPRO}")
 
 
 @command
@@ -180,8 +222,9 @@ def main() -> None:
     if not columns:
         raise UserError("nothing to compare: no metrics in the workspace or at HEAD")
     names = [c.name for c in columns]
-    if args.baseline is None:
-        baseline = 1 if not args.revs and len(columns) > 1 else 0
+    if args.baseline is None:  # HEAD, found by what it is, not where it landed in the list
+        heads = [i for i, c in enumerate(columns) if c.head]
+        baseline = heads[0] if heads and not args.revs else 0
     elif args.baseline in names:
         baseline = names.index(args.baseline)
     else:

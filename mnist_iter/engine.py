@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -13,7 +14,6 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from mnist_iter.augment import augment
 from mnist_iter.cli import UserError, unchanged_note
@@ -45,6 +45,17 @@ def check_converged(history: list[dict], steps: int, lr: float) -> None:
         raise Diverged(f"training diverged: {key} {last[key]:.2f}% after {steps:,} steps is "
                        f"chance level (<= {CHANCE_ACC}%) at lr {lr:g}; try a smaller lr "
                        f"({unchanged_note()})")
+
+
+class Watch:
+    """Who hears of a training's progress: `tick(steps)` after steps (seed-steps), `epoch(seed,
+    row)` after each epoch's numbers. This one ignores both (mnist_iter/progress.py shows them)."""
+
+    def tick(self, steps: int) -> None:
+        pass
+
+    def epoch(self, seed: int, row: dict) -> None:
+        pass
 
 
 @dataclass
@@ -109,12 +120,10 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return (loss_sum / len(labels)).item(), acc.item(), pred
 
 
-def batches(count: int, batch_size: int, gen: torch.Generator, device: torch.device,
-            desc: str) -> Iterator[torch.Tensor]:
+def batches(count: int, batch_size: int, gen: torch.Generator,
+            device: torch.device) -> Iterator[torch.Tensor]:
     perm = torch.randperm(count, device=device, generator=gen)
-    steps = math.ceil(count / batch_size)
-    # tqdm only counts iterations: it never reads a device tensor, so it forces no sync
-    for i in tqdm(range(steps), desc=desc, leave=False, disable=None, mininterval=0.5):
+    for i in range(math.ceil(count / batch_size)):
         yield perm[i * batch_size:(i + 1) * batch_size]
 
 
@@ -145,25 +154,31 @@ def make_step(model: nn.Module, opt: torch.optim.Optimizer, schedule: Schedule |
 
 
 def train_epoch(model: nn.Module, step: Callable, train: Split, recipe, gen: torch.Generator,
-                speed: Speedups, desc: str) -> tuple[float, float]:
-    """One pass over the training split; returns mean loss and accuracy (%) of the pass."""
+                speed: Speedups, tick: Callable[[int], None] = lambda steps: None
+                ) -> tuple[float, float]:
+    """One pass over the training split; returns mean loss and accuracy (%) of the pass.
+    `tick(1)` after every step (it reads no device tensor, so it forces no sync)."""
     model.train()
     device = train.labels.device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    for idx in batches(len(train.labels), recipe.batch_size, gen, device, desc):
+    for idx in batches(len(train.labels), recipe.batch_size, gen, device):
         x, y = augment(as_input(train.images[idx], speed), recipe, gen), train.labels[idx]
         loss, out = step(x, y)
         loss_sum += loss.detach() * len(idx)
         correct += (out.detach().argmax(1) == y).sum()
+        tick(1)
     count = len(train.labels)
     return (loss_sum / count).item(), correct.item() * 100 / count  # exact; MPS has no float64
 
 
 def fit(model: nn.Module, recipe, data: dict, device: torch.device,
-        log: Callable[[str], None] = print) -> tuple[nn.Module, list[dict]]:
+        log: Callable[[str], None] = print, watch: Watch | None = None
+        ) -> tuple[nn.Module, list[dict]]:
     """Train `model` by `recipe`; returns the network to keep (`model`, or with `ema` the
-    average of its weights) and one row of metrics per epoch, measured on that network."""
+    average of its weights) and one row of metrics per epoch, measured on that network.
+    `watch` hears of every step and every epoch as they happen (mnist_iter/progress.py)."""
+    watch = watch or Watch()
     torch.manual_seed(recipe.seed)  # weight init happened before; dropout draws from this
     gen = torch.Generator(device=device).manual_seed(recipe.seed)  # shuffling and augmentation
     speed = pick_speedups(device, recipe)
@@ -180,8 +195,7 @@ def fit(model: nn.Module, recipe, data: dict, device: torch.device,
     history = []
     for epoch in range(1, recipe.epochs + 1):
         start, lr = time.perf_counter(), schedule.lr
-        train_loss, train_acc = train_epoch(model, step, train, recipe, gen, speed,
-                                            f"epoch {epoch}/{recipe.epochs}")
+        train_loss, train_acc = train_epoch(model, step, train, recipe, gen, speed, watch.tick)
         row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc}
         for name in ("val", "test"):
             if name in splits:
@@ -192,7 +206,31 @@ def fit(model: nn.Module, recipe, data: dict, device: torch.device,
         check_converged(history, epoch * steps_per_epoch, lr)
         schedule.after_epoch(row)
         log(format_row(row, recipe.epochs))
+        watch.epoch(recipe.seed, row)
     return kept, history
+
+
+def time_step(recipe, data: dict, device: torch.device, steps: int = 5) -> float:
+    """Median seconds of one training step of the recipe's network at its batch size, with its
+    augmentation, after two warm-up steps: what a run's estimate is made of. It draws from
+    generators of its own (a run seeds its own), so it changes no run's numbers."""
+    torch.manual_seed(recipe.seed)
+    model = model_for(recipe, data["mean"], data["std"])
+    speed = pick_speedups(device, recipe)
+    place(model, device, speed)
+    step = make_step(model, make_optimizer(model.parameters(), recipe), None, device, speed,
+                     recipe.label_smoothing)
+    gen = torch.Generator(device=device).manual_seed(0)
+    images = data["train_images"][:recipe.batch_size].to(device)
+    labels = data["train_labels"][:recipe.batch_size].to(device)
+    times = []
+    for i in range(steps + 2):
+        start = time.perf_counter()
+        step(augment(as_input(images, speed), recipe, gen), labels)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[2:])
 
 
 def weight_average(model: nn.Module, decay: float):
@@ -214,11 +252,11 @@ def format_row(row: dict, epochs: int) -> str:
             f"{row['seconds']:5.1f}s")
 
 
-def train_seed(recipe, data: dict, device: torch.device,
-               log: Callable[[str], None] = print) -> tuple[nn.Module, list[dict]]:
+def train_seed(recipe, data: dict, device: torch.device, log: Callable[[str], None] = print,
+               watch: Watch | None = None) -> tuple[nn.Module, list[dict]]:
     """Build the recipe's network (weights from its seed) and train it; (model, history)."""
     torch.manual_seed(recipe.seed)  # weight init
-    return fit(model_for(recipe, data["mean"], data["std"]), recipe, data, device, log)
+    return fit(model_for(recipe, data["mean"], data["std"]), recipe, data, device, log, watch)
 
 
 def seed_recipes(recipe) -> list:

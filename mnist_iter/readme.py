@@ -1,6 +1,7 @@
 """Copy the committed tables between marker comments, recomputing nothing: into README.md,
-reports/summary.md (results), reports/verdicts.md (verdicts) and reports/frontier.md
-(frontier); into docs/parameters.md, the parameter table of mnist_iter/recipe.py.
+reports/results.md (results, the compact table), reports/verdicts.md (verdicts) and
+reports/frontier.md (frontier); into docs/parameters.md, the parameter table of
+mnist_iter/recipe.py.
 
     python -m mnist_iter.readme [README.md [docs/parameters.md]]      (make readme)
 """
@@ -49,7 +50,7 @@ def fill(path: Path, blocks: dict[str, list[str]]) -> str:
 def update_readme(readme: Path, reports: Path = REPORTS,
                   parameters: Path = Path("docs/parameters.md")) -> None:
     """Both files or neither: every table is read and every marker checked before a write."""
-    texts = {readme: fill(readme, {"summary": markdown_table(reports / "summary.md", lead=True),
+    texts = {readme: fill(readme, {"summary": markdown_table(reports / "results.md", lead=True),
                                    "verdicts": markdown_table(reports / "verdicts.md"),
                                    "frontier": markdown_table(reports / "frontier.md")}),
              parameters: fill(parameters, {"params": params_table().splitlines()})}

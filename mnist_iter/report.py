@@ -4,6 +4,7 @@ shows (one metrics file per variant, a headline file, the curves in long form)."
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,31 @@ def summary_table(results: list[Result]) -> pd.DataFrame:
             "target": "yes" if stats.meets_target(s) else "no",
         })
     return pd.DataFrame(rows)
+
+
+def results_table(results: list[Result]) -> pd.DataFrame:
+    """The compact table (the README's, and what the report stage prints): the headline and
+    whether the target is met, a variant a row; reports/summary.md has every column."""
+    return pd.DataFrame([{
+        "variant": r.variant.name, "params": f"{r.summary['params']:,}",
+        "last-3 %": _pm(r.summary, "last3"),
+        f"≥ {stats.TARGET_ACC}": f"{r.summary['held3']}/{r.summary['of3']}",
+        "worst": f"{r.summary['worst3']:.2f}",
+        "target": "yes" if stats.meets_target(r.summary) else "no"} for r in results])
+
+
+def results_markdown(results: list[Result]) -> str:
+    table = results_table(results).to_markdown(index=False, disable_numparse=True)
+    return f"# Results\n\n{machines(results)}\n\n{table}\n"
+
+
+def printed(results: list[Result], verdicts: list[dict]) -> str:
+    """What the report stage prints: the compact table and where the rest is."""
+    resolved = sum(not row["verdict"].startswith("can't tell") for row in verdicts)
+    where = (f"{resolved} of {len(verdicts)} steps resolved. Every column: reports/summary.md; "
+             f"the steps: reports/verdicts.md; the frontier: reports/frontier.md; plots: `dvc "
+             f"plots show`; experiments side by side: `make compare`.")
+    return results_table(results).to_string(index=False) + "\n\n" + textwrap.fill(where, 100)
 
 
 def frontier(results: list[Result]) -> pd.DataFrame:

@@ -11,10 +11,11 @@ import argparse
 
 from mnist_iter import cpu_math, files
 from mnist_iter.cli import command
-from mnist_iter.device import pick_device, pick_speedups
+from mnist_iter.device import device_name, pick_device, pick_speedups
 from mnist_iter.lanes import run_recipe
 from mnist_iter.models import count_params, model_for
 from mnist_iter.recipe import load_config
+from mnist_iter.seedstore import SeedStore
 from mnist_iter.stats import held_out
 
 
@@ -33,7 +34,11 @@ def main() -> None:
     print(f"{name}: {recipe.arch} {recipe.widths or ''}, {recipe.epochs} epochs on {device} "
           f"({pick_speedups(device, recipe).name}), {recipe.val_size:,} held-out images, seeds "
           f"{recipe.seed}-{recipe.seed + recipe.seeds - 1}")
-    done = run_recipe(recipe, device, test=False)
+    speed = pick_speedups(device, recipe).name
+    arithmetic, portable = cpu_math.describe(speed, device.type, recipe.cpu_math)
+    store = SeedStore.for_run(f"search-{name}", arithmetic, portable, device_name(device),
+                              test=False)
+    done = run_recipe(recipe, device, test=False, store=store, name=name)
     summary = held_out(done.runs, count_params(model_for(recipe)))
     summary["minutes"] = round(done.seconds / 60, 1)
     with files.outputs() as out:

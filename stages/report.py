@@ -5,7 +5,8 @@ reports/variants, which is one.
 
 Writes reports/metrics/<v>.json (one small file a variant: `dvc metrics show`),
 reports/headline.json ({variant: last-3 mean}: one column a variant in `dvc exp show`),
-reports/summary.md (the table), reports/verdicts.md/.json (each step against the one it
+reports/summary.md (the table), reports/results.md (its compact form, the README's),
+reports/verdicts.md/.json (each step against the one it
 improves on), reports/frontier.md (the smallest networks that hold the target),
 reports/curves.csv (every variant's mean curves: `dvc plots`) and two PNGs."""
 import dataclasses
@@ -49,15 +50,14 @@ def main() -> None:
                  + report.verdicts_markdown(verdicts) + "\n")
         out.json(REPORTS / "verdicts.json", {f"{row['before']}->{row['after']}": row for row in verdicts})
         out.text(REPORTS / "frontier.md", report.frontier_markdown(results))
+        out.text(REPORTS / "results.md", report.results_markdown(results))
         report.curves(results).to_csv(out.path(REPORTS / "curves.csv"), index=False,
                                       float_format="%.6g")
         charts.plot_accuracy(results, out, REPORTS / "accuracy.png")
         charts.plot_params(results, out, REPORTS / "params_vs_accuracy.png")
     files.remove_others(REPORTS / "metrics", "*.json",
                         {REPORTS / "metrics" / f"{name}.json" for name in variants})
-    print((REPORTS / "summary.md").read_text())
-    print((REPORTS / "verdicts.md").read_text())
-    print((REPORTS / "frontier.md").read_text())
+    print(report.printed(results, verdicts))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@
 
 Writes models/<v>/seed<N>.pt (every seed's weights, with its recipe) and
 reports/variants/<v>/train/: history.csv (the first seed's epochs), runs.csv (every seed's
-epochs, with a `seed` column) and metrics.json (device, arithmetic, threads, timing). All of them
-change together, at the end; a run that diverged writes nothing."""
+epochs, with a `seed` column) and metrics.json (device, arithmetic, threads, timing), all at the
+end; live/<v>.csv as the epochs come. A seed is kept in .seeds/ as it finishes: a run stopped
+half-way and started again trains only the others. DVC leaves the outputs in place while the
+stage runs (persist: true), so a run that stops or diverges keeps the previous ones."""
 import argparse
 import statistics
 
@@ -17,6 +19,8 @@ from mnist_iter.device import device_name, pick_device, pick_speedups
 from mnist_iter.lanes import run_recipe
 from mnist_iter.models import count_params, model_for
 from mnist_iter.recipe import load_config
+from mnist_iter.progress import live_file
+from mnist_iter.seedstore import SeedStore
 
 
 @command
@@ -29,20 +33,17 @@ def main() -> None:
     device = pick_device(recipe.device)
     out_dir, ckpt_dir = files.train_dir(name), files.checkpoint_dir(name)
     files.check_writable(out_dir, ckpt_dir)
-    for folder in (out_dir, ckpt_dir):
-        files.sweep_stale(folder)
-    arithmetic = cpu_math.describe(pick_speedups(device, recipe).name, device.type,
-                                   recipe.cpu_math)[0]
-    print(f"{name}: {recipe.arch}, {recipe.epochs} epochs on {device} ({arithmetic}), seeds "
-          f"{recipe.seed}-{recipe.seed + recipe.seeds - 1}")
-    done = run_recipe(recipe, device)
+    [files.sweep_stale(folder) for folder in (out_dir, ckpt_dir)]
+    arithmetic, portable = cpu_math.describe(pick_speedups(device, recipe).name, device.type,
+                                             recipe.cpu_math)
+    print(f"{name}: {recipe.arch}, seeds {recipe.seed}-{recipe.seed + recipe.seeds - 1}, {arithmetic}")
+    store = SeedStore.for_run(name, arithmetic, portable, device_name(device), test=True)
+    done = run_recipe(recipe, device, store=store, name=name, live=live_file(name))
     model = model_for(recipe)
     with files.outputs() as out:
         first = done.runs[done.runs["seed"] == recipe.seed].drop(columns="seed")
         first.to_csv(out.path(out_dir / "history.csv"), index=False, float_format="%.6g")
         done.runs.to_csv(out.path(out_dir / "runs.csv"), index=False, float_format="%.6g")
-        arithmetic, portable = cpu_math.describe(pick_speedups(device, recipe).name,
-                                                 device.type, recipe.cpu_math)
         out.json(out_dir / "metrics.json", {
             "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
             "arithmetic": arithmetic, "portable": portable,  # "fp32, portable x86", True

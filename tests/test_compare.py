@@ -93,8 +93,28 @@ def test_a_revision_column_shows_that_revision_only(toy):
         assert out.returncode == 1 and "HEAD~1: has no reports/metrics" in out.stderr
         out = toy(sys.executable, "-m", "mnist_iter.compare", "HEAD").stdout
         assert not any(line.startswith("c ") for line in out.splitlines()), out
-        out = toy(sys.executable, "-m", "mnist_iter.compare").stdout  # the workspace has it
+        out = toy(sys.executable, "-m", "mnist_iter.compare").stdout  # the workspace has it,
         row = next(line for line in out.splitlines() if line.startswith("c "))
-        assert row.split()[1:3] == ["98.00", "-"]
+        assert row.split()[1:3] == ["stale", "-"]  # written by hand: not what the stage made
     finally:
         extra.unlink()
+
+
+@pytest.mark.slow
+def test_a_stale_workspace_shows_no_number_and_the_command_that_fixes_it(toy):
+    """params.yaml changed and not reproduced (an interrupted `dvc exp run -S ...`): the
+    workspace's numbers are from other params, so its cells say stale, the legend says what
+    brings them up to date, and HEAD stays the baseline."""
+    params = toy.path / "params.yaml"
+    before = params.read_text()
+    params.write_text(before.replace("gamma: 0.5", "gamma: 0.9"))
+    try:
+        out = toy(sys.executable, "-m", "mnist_iter.compare").stdout
+    finally:
+        params.write_text(before)
+    lines = out.splitlines()
+    assert lines[0].startswith("(1) workspace: gamma=0.9; STALE: every variant")
+    assert "`dvc repro` brings them up to date" in out
+    assert next(line for line in lines if line.startswith("(2) ")).endswith(": baseline")
+    row = next(line for line in lines if line.startswith("a "))
+    assert row.split()[:3] == ["a", "stale", "99.20±0.01"]

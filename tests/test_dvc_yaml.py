@@ -67,9 +67,9 @@ PLUMBING = {"mnist_iter.cli", "mnist_iter.files"}  # words and file moves, not n
 COVERED = {"train": {"mnist_iter.recipe", "mnist_iter.data"},
            "evaluate": {"mnist_iter.recipe", "mnist_iter.data"},
            "screen": {"mnist_iter.recipe", "mnist_iter.data"},
-           "report": {"mnist_iter.recipe", "mnist_iter.models"},
-           "table": {"mnist_iter.recipe", "mnist_iter.models"},
-           "download": {"mnist_iter.recipe", "mnist_iter.models"}}
+           "report": {"mnist_iter.recipe", "mnist_iter.models", "mnist_iter.cpu_math"},
+           "table": {"mnist_iter.recipe", "mnist_iter.models", "mnist_iter.cpu_math"},
+           "download": {"mnist_iter.recipe", "mnist_iter.models", "mnist_iter.cpu_math"}}
 
 
 def test_stages_depend_on_the_code_they_run():

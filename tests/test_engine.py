@@ -144,7 +144,9 @@ def test_speedup_selection(recipe, monkeypatch):
     monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: False)
     assert pick_speedups(cpu, fast).amp_dtype is None
     monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: True)
-    assert pick_speedups(cpu, fast).amp_dtype == torch.bfloat16
+    assert pick_speedups(cpu, fast).amp_dtype is None  # the portable arithmetic is fp32
+    native = dataclasses.replace(fast, cpu_math="native")
+    assert pick_speedups(cpu, native).amp_dtype == torch.bfloat16
 
 
 def test_place_applies_memory_format_and_cudnn_autotuning(recipe):
@@ -220,12 +222,16 @@ def test_a_diverged_history_is_refused(row, steps, message):
 
 @pytest.mark.parametrize("stage, says", [
     (None, "(nothing was changed; the previous outputs are as they were)"),
-    ("train@w4_base", "DVC had removed its previous outputs before it started: `dvc repro "
-                      "train@w4_base` writes them again"),
+    ("train@w4_base", "(nothing was changed; the previous outputs are as they were; the seeds "
+                      "that finished are kept in .seeds/"),
+    ("search/dvc.yaml:screen@cand", "nothing was changed; the previous outputs are as they were;"),
+    ("evaluate@w4_base", "DVC had removed its previous outputs before it started: `dvc repro "
+                         "evaluate@w4_base` writes them again"),
 ])
 def test_a_diverged_run_says_what_became_of_the_outputs(monkeypatch, stage, says):
-    """Alone, a refused run changed nothing; under `dvc repro` DVC had already removed the
-    stage's outputs, and the message says so and how to get them back."""
+    """Alone, a refused run changed nothing; under `dvc repro` a training stage's outputs
+    persist (dvc.yaml), while DVC had already removed another stage's, and the message says so
+    and how to get them back."""
     if stage is None:
         monkeypatch.delenv("DVC_STAGE", raising=False)
     else:
@@ -233,7 +239,7 @@ def test_a_diverged_run_says_what_became_of_the_outputs(monkeypatch, stage, says
     with pytest.raises(Diverged) as refused:
         engine.check_converged([ROW | {"test_loss": float("nan")}], 10, 0.1)
     assert says in str(refused.value) and "\n" not in str(refused.value)
-    assert ("nothing was changed" in str(refused.value)) == (stage is None)
+    assert ("nothing was changed" in str(refused.value)) == (stage is None or "evaluate" not in stage)
 
 
 def test_a_short_run_at_chance_is_not_called_diverged():
@@ -251,7 +257,7 @@ def test_no_host_sync_inside_the_step_loop(recipe, small_data, monkeypatch):
     speed = pick_speedups(torch.device("cpu"), recipe)
     step = engine.make_step(model, opt, None, torch.device("cpu"), speed)
     gen = torch.Generator().manual_seed(0)
-    engine.train_epoch(model, step, splits["train"], recipe, gen, speed, "test")
+    engine.train_epoch(model, step, splits["train"], recipe, gen, speed)
     assert len(calls) == 2  # loss and accuracy, read once at the end of the epoch (8 steps)
 
 

@@ -44,7 +44,7 @@ def closed_subset(screen: dict, variants: dict, size: int) -> dict:
 
 def tiny_entry(entry: dict, scheduler: str) -> None:
     entry.pop("train_subset", None)
-    entry["seeds"] = 1  # explicit: an entry may extend ours_7k8, which gets 2 below
+    entry["seeds"] = 1  # explicit: an entry may extend ours_7k8b, which gets 2 below
     if "epochs" in entry:
         entry["epochs"] = 2
     if entry.get("scheduler", scheduler) == "step":
@@ -55,7 +55,7 @@ def tiny_params(raw: dict) -> dict:
     raw["epochs"], raw["train_subset"], raw["seeds"] = 1, 1000, 1
     for entry in raw["variants"].values():
         tiny_entry(entry, raw["scheduler"])
-    raw["variants"]["ours_7k8"]["seeds"] = 2  # one variant with several seeds
+    raw["variants"]["ours_7k8b"]["seeds"] = 2  # one variant with several seeds
     return raw
 
 
@@ -342,9 +342,12 @@ def test_diverging_recipe_fails_clearly_and_writes_nothing(project):
     assert (ckpt.read_bytes(), history.read_bytes()) == before
 
 
-def test_a_diverged_run_under_dvc_says_what_dvc_removed(project):
-    """lr 1e6 ends at chance with a NaN test loss: refused, and under `dvc repro` the message
-    says that DVC removed the stage's outputs before it ran, and how to get them back."""
+def test_a_diverged_run_under_dvc_keeps_the_previous_outputs(project):
+    """lr 1e6 ends at chance with a NaN test loss: refused; the training stage's outputs persist
+    under `dvc repro` (dvc.yaml), so the previous ones are in place and the message says so."""
+    ckpt = project.path / "models/w4_base/seed1.pt"
+    before = ckpt.read_bytes()
+
     def explode(raw):
         raw["variants"]["w4_base"]["lr"] = 1e6
         return raw
@@ -352,11 +355,10 @@ def test_a_diverged_run_under_dvc_says_what_dvc_removed(project):
     project.set_params(explode)
     result = project.run("dvc", "repro", "--single-item", "configure", "train@w4_base",
                          check=False)
-    project.run("git", "checkout", "params.yaml", "models", "reports")
-    assert result.returncode != 0
+    assert result.returncode != 0 and ckpt.read_bytes() == before
     line = next(x for x in result.stderr.splitlines() if x.startswith("error: training diverged"))
-    assert "nothing was written" not in line and "nothing was changed" not in line
-    assert "DVC had removed its previous outputs" in line and "git checkout --" in line
+    assert "nothing was changed; the previous outputs are as they were" in line
+    project.run("git", "checkout", "params.yaml")
     project.run("dvc", "repro", "configure")
     assert "train@w4_base" not in project.run("dvc", "status").stdout
 
@@ -407,7 +409,11 @@ def test_interrupted_training_keeps_the_good_checkpoint(project, sig):
     project.run(sys.executable, "-m", "stages.configure")
 
 
-def test_interrupted_repro_reruns_cleanly(project):
+def test_interrupted_repro_keeps_the_outputs_and_reruns_cleanly(project):
+    """Ctrl-C of `dvc repro` mid-training: the previous outputs stay in place (persist), the
+    stage is out of date, and the next `dvc repro` trains it."""
+    history = project.path / "reports/variants/w4_base/train/history.csv"
+    before = history.read_bytes()
     project.set_params(slow_s004)
     proc = subprocess.Popen(["dvc", "repro"], cwd=project.path, env=project.env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -416,12 +422,41 @@ def test_interrupted_repro_reruns_cleanly(project):
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
     proc.wait(timeout=30)
     assert proc.returncode != 0
-    assert not (project.path / "reports/variants/w4_base/train/history.csv").exists() or \
-        "w4_base" in project.run("dvc", "status").stdout
+    assert history.read_bytes() == before and "w4_base" in project.run("dvc", "status").stdout
     again = project.run("dvc", "repro").stdout
     assert "Running stage 'train@w4_base'" in again
-    assert len(pd.read_csv(project.path / "reports/variants/w4_base/train/history.csv")) == 3
-    project.run("git", "checkout", "params.yaml")
+    assert len(pd.read_csv(history)) == 3
+    project.run("git", "checkout", "params.yaml", "models", "reports")
+    project.run("dvc", "repro")
+
+
+def test_a_killed_training_keeps_its_finished_seeds(project):
+    """kill -9 of the stage after its first seed: the next run takes that seed from .seeds/,
+    says so, trains only the other, and ends with the bits of an uninterrupted run."""
+    def two_seeds(raw):
+        raw["variants"]["w4_base"].update(seeds=2, epochs=2)
+        return raw
+
+    project.set_params(two_seeds)
+    project.run(sys.executable, "-m", "stages.configure")
+    env = {**project.env, "TRAIN_CORES": "1"}  # one seed after the other
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train", "w4_base"], cwd=project.path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for_line(proc, "seed 2 (2 of 2)", timeout=300)  # seed 1 finished and was kept
+    proc.kill()
+    proc.wait(timeout=30)
+    again = project.run(sys.executable, "-m", "stages.train", "w4_base", check=False)
+    assert again.returncode == 0, again.stderr
+    assert "seeds 1 kept from an earlier run (same recipe, code and arithmetic); training 2" \
+        in again.stdout
+    resumed = pd.read_csv(project.path / "reports/variants/w4_base/train/runs.csv")
+    shutil.rmtree(project.path / ".seeds")
+    project.run(sys.executable, "-m", "stages.train", "w4_base")
+    fresh = pd.read_csv(project.path / "reports/variants/w4_base/train/runs.csv")
+    assert sorted(set(resumed["seed"])) == [1, 2]
+    assert resumed.drop(columns="seconds").equals(fresh.drop(columns="seconds"))
+    project.run("git", "checkout", "params.yaml", "models", "reports")
+    project.run(sys.executable, "-m", "stages.configure")
 
 
 def test_parallel_sweep_downloads_nothing_again(project):
