@@ -16,16 +16,18 @@ from mnist_iter.recipe import params_table
 
 
 def markdown_table(path: Path, lead: bool = False) -> list[str]:
-    """The table of a report file; with `lead`, the line right above it too (the summary's
-    sentence on where the variants trained) and a blank line."""
+    """The table of a report file; with `lead`, the paragraph right above it too (the sentence
+    on where the variants trained) and a blank line."""
     if not path.exists():
         raise UserError(f"{path} not found: run `dvc repro` (or `dvc pull`) first")
     lines = path.read_text().splitlines()
     table = [line for line in lines if line.startswith("|")]
     if not table:
         raise UserError(f"{path} holds no markdown table: run `dvc repro` to rewrite it")
-    above = [line for line in lines[:lines.index(table[0])] if line.strip()]
-    return ([above[-1], ""] if lead and above else []) + table
+    above = lines[:lines.index(table[0])]
+    blank = [i for i, line in enumerate(above[:-1]) if not line.strip() and above[i + 1].strip()]
+    paragraph = [line for line in above[blank[-1]:] if line.strip()] if blank else []
+    return (paragraph + [""] if lead and paragraph else []) + table
 
 
 def replace_block(lines: list[str], name: str, block: list[str], readme: Path) -> list[str]:

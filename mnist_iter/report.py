@@ -4,6 +4,7 @@ shows (one metrics file per variant, a headline file, the curves in long form)."
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +73,9 @@ def read_result(variant: Variant) -> Result:
         raise DataError(f"{current}: damaged ({first}); `dvc repro -f {owner[current]}@"
                         f"{variant.name}` writes it again") from None
     # a portable run's numbers are the same on every x86 CPU: its arithmetic is its machine
+    name = re.sub(r"\((R|TM)\)", "", trained["device_name"]).strip()  # Intel(R) Xeon(R) ...
     machine = trained["arithmetic"] if trained.get("portable") is True else \
-        f"{trained['device_name'].strip()}, {trained['arithmetic']}"
+        f"{name}, {trained['arithmetic']}"
     return Result(variant, runs, predictions, summary, machine)
 
 
@@ -111,6 +113,13 @@ def summary_table(results: list[Result]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """A Markdown table without padding: as narrow as its cells (the README's lines stay under
+    120 characters), and rendered the same."""
+    rows = [list(table.columns), ["---"] * len(table.columns), *table.astype(str).values.tolist()]
+    return "\n".join("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)
+
+
 def results_table(results: list[Result]) -> pd.DataFrame:
     """The compact table (the README's, and what the report stage prints): the headline and
     whether the target is met, a variant a row; reports/summary.md has every column."""
@@ -123,8 +132,8 @@ def results_table(results: list[Result]) -> pd.DataFrame:
 
 
 def results_markdown(results: list[Result]) -> str:
-    table = results_table(results).to_markdown(index=False, disable_numparse=True)
-    return f"# Results\n\n{machines(results)}\n\n{table}\n"
+    return f"# Results\n\n{textwrap.fill(machines(results), 100)}\n\n" \
+           f"{markdown(results_table(results))}\n"
 
 
 def printed(results: list[Result], verdicts: list[dict]) -> str:
@@ -160,7 +169,7 @@ def frontier(results: list[Result]) -> pd.DataFrame:
                          "variant": f"{r.variant.name} (closest)" if closest else r.variant.name,
                          "params": f"{s['params']:,}", "last-3 %": _pm(s, "last3"),
                          "≥ 99.4": f"{s['held3']}/{s['of3']}",
-                         "worst": f"{s['worst3']:.2f}" + (f", {short} test images short"
+                         "worst": f"{s['worst3']:.2f}" + (f", {short} images short"
                                                           if closest else ""),
                          "trained on": r.machine})
         if not band:
@@ -177,7 +186,7 @@ def frontier_markdown(results: list[Result]) -> str:
             f"none is, the closest (most numbers held, then the highest worst) and how many test "
             f"images its worst is short. Where a variant trained is part of its numbers: the "
             f"same recipe moves by 0.05-0.1 between machines (docs/results.md).\n\n"
-            + frontier(results).to_markdown(index=False, disable_numparse=True) + "\n")
+            + markdown(frontier(results)) + "\n")
 
 
 def machines(results: list[Result]) -> str:
@@ -228,7 +237,7 @@ def verdicts_markdown(rows: list[dict]) -> str:
                                                   f"{row['mcnemar']['lost']}, "
                                                   f"{row['mcnemar']['p']:.3f}"),
     } for row in rows])
-    return table.to_markdown(index=False, disable_numparse=True) if rows else "(no pairs)"
+    return markdown(table) if rows else "(no pairs)"
 
 
 def read_candidate(candidate: Variant) -> tuple[pd.DataFrame, int]:

@@ -222,6 +222,6 @@ def test_the_frontier_lists_who_holds_every_number_or_the_closest_and_how_far():
         ("≤ 4,000", "small (closest)"),  # same share held as tiny, higher worst
         ("4,001–5,000", "mid_a"), ("4,001–5,000", "mid_b"),  # every holder, smallest first
         ("5,001–6,000", "(none trained)"), ("6,001–7,999", "(none trained)")]
-    assert rows[0]["≥ 99.4"] == "4/6" and rows[0]["worst"] == "99.31, 9 test images short"
+    assert rows[0]["≥ 99.4"] == "4/6" and rows[0]["worst"] == "99.31, 9 images short"
     assert rows[1]["worst"] == "99.40" and rows[1]["trained on"] == "CPU, fp32"
     assert rows[3]["params"] == ""
