@@ -22,7 +22,6 @@ new random numbers as an eager step would. Checkpoints stay one file per seed: `
 from __future__ import annotations
 
 import copy
-import os
 import time
 from typing import Callable
 
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_iter.augment import affine, draw_moves
-from mnist_iter.cli import UserError
+from mnist_iter.cli import UserError, env_switch
 from mnist_iter.device import Speedups, autocast, pick_speedups, place
 from mnist_iter.engine import (EVAL_BATCH, Diverged, Watch, as_input, check_converged,
                                format_row, make_splits, splits_line)
@@ -43,14 +42,14 @@ WARMUP_STEPS = 3  # eager steps of each batch shape before its graph is captured
 
 def batches_seeds(device: torch.device, recipe) -> bool:
     """Whether `run_recipe` trains the recipe's seeds together: on CUDA, unless $GPU_BATCH is
-    0, for recipes without `ema` or `compile` (those train seed by seed, as on a CPU)."""
-    return (device.type == "cuda" and os.environ.get("GPU_BATCH", "1").strip() != "0"
+    off, for recipes without `ema` or `compile` (those train seed by seed, as on a CPU)."""
+    return (device.type == "cuda" and env_switch("GPU_BATCH", True)
             and not recipe.ema and recipe.compile == "none")
 
 
 def uses_graphs(device: torch.device) -> bool:
-    """CUDA graphs on CUDA unless $CUDA_GRAPHS is 0 (eager, for comparison and debugging)."""
-    return device.type == "cuda" and os.environ.get("CUDA_GRAPHS", "1").strip() != "0"
+    """CUDA graphs on CUDA unless $CUDA_GRAPHS is off (eager, for comparison and debugging)."""
+    return device.type == "cuda" and env_switch("CUDA_GRAPHS", True)
 
 
 # ---- the grouped network ---------------------------------------------------------------------

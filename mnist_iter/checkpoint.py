@@ -41,9 +41,13 @@ def _read(path: Path) -> dict:
                             f"torch.save archive); {RETRAIN}")
         with zipfile.ZipFile(path) as archive:
             unpacked = sum(entry.file_size for entry in archive.infolist())
-        if unpacked > MAX_BYTES:
-            raise UserError(f"{path}: unpacks to {unpacked:,} bytes, more than the {MAX_BYTES:,} "
-                            f"a checkpoint of this project can hold; {RETRAIN}")
+            if unpacked > MAX_BYTES:
+                raise UserError(f"{path}: unpacks to {unpacked:,} bytes, more than the "
+                                f"{MAX_BYTES:,} a checkpoint of this project can hold; {RETRAIN}")
+            damaged = archive.testzip()  # every member against the archive's own CRC-32
+        if damaged is not None:
+            raise UserError(f"{path}: damaged (its member {damaged} fails the archive's own "
+                            f"checksum); {RETRAIN}")
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"{path}: no such checkpoint; run `dvc repro` to train it") from None
@@ -55,13 +59,15 @@ def _read(path: Path) -> dict:
                         f"{RETRAIN}") from None
 
 
-def load_model(path: Path | str) -> nn.Module:
+def load_model(path: Path | str, expect: tuple[str, int, dict] | None = None) -> nn.Module:
     """Rebuild a trained network from one seed's checkpoint, in eval mode, on the CPU.
 
     The model takes images in [0, 1], shape (N, 1, 28, 28), and returns log-probabilities.
     Refused, with one line saying what to do: a file that would run code, one that unpacks to
     more than MAX_BYTES, one whose recipe or weights do not fit this project's architectures,
-    and one whose weights are not all finite."""
+    and one whose weights are not all finite. With `expect` (variant, seed, resolved recipe),
+    also one that holds another variant or seed, or was trained with another recipe: a file
+    copied or renamed into place."""
     ckpt = _read(Path(path))
     if not (isinstance(ckpt, dict) and isinstance(ckpt.get("recipe"), dict)
             and isinstance(ckpt.get("state_dict"), dict)):
@@ -74,6 +80,8 @@ def load_model(path: Path | str) -> nn.Module:
         model = model_for(recipe)
     except UserError as e:
         raise UserError(f"{path}: its recipe is not valid ({e}); {RETRAIN}") from None
+    if expect is not None:
+        _claims(path, ckpt, recipe, *expect)
     theirs, ours = ckpt["state_dict"], model.state_dict()
     missing, unexpected = set(ours) - set(theirs), set(theirs) - set(ours)
     misshaped = [k for k in set(ours) & set(theirs)
@@ -88,3 +96,16 @@ def load_model(path: Path | str) -> nn.Module:
                         f"{RETRAIN}")
     model.load_state_dict(theirs)
     return model.eval()
+
+
+def _claims(path, ckpt: dict, recipe, variant: str, seed: int, wanted: dict) -> None:
+    """The checkpoint is the one the reading stage asks for: its variant, seed and recipe."""
+    fix = f"`dvc repro -f train@{variant}` writes it again"
+    if (ckpt.get("variant"), ckpt.get("seed")) != (variant, seed):
+        raise UserError(f"{path}: holds {ckpt.get('variant')!r} seed {ckpt.get('seed')!r}, not "
+                        f"{variant!r} seed {seed} (a file copied or renamed into place); {fix}")
+    theirs, ours = recipe.to_dict(), make_recipe(wanted).to_dict()
+    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if differ:
+        raise UserError(f"{path}: trained with {differ[0]} = {theirs.get(differ[0])!r}, but the "
+                        f"recipe asks for {ours.get(differ[0])!r}; {fix}")

@@ -7,6 +7,7 @@ import ctypes.util
 import errno
 import functools
 import os
+import re
 import signal
 import sys
 from typing import Callable
@@ -35,6 +36,46 @@ def os_error_line(e: OSError, doing: str) -> str:
               errno.EPERM: "make the folder writable and run it again",
               errno.EROFS: "the file system is read-only; run it where it can write"}
     return f"{what.lower()} {doing}; {advice.get(e.errno, 'fix that and run it again')}"
+
+
+ON, OFF = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
+
+
+def env_switch(name: str, default: bool) -> bool:
+    """An on/off environment switch, read where it is used: 1/0, true/false, on/off, yes/no
+    (any case); unset or empty is the default; anything else is one line."""
+    text = os.environ.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text in ON or text in OFF:
+        return text in ON
+    raise UserError(f"{name} = {os.environ[name]!r}: must be one of {', '.join(ON)} (on) or "
+                    f"{', '.join(OFF)} (off)")
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment: a finite number > 0, else one line."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise UserError(f"{name} = {os.environ[name]!r}: must be a number of seconds > 0")
+    return value
+
+
+def env_count(name: str, what: str) -> int | None:
+    """$name as a whole number >= 1 (ASCII digits only: '²' and '٣' are digits to Python too),
+    None when unset, else one line saying what it must be."""
+    env = os.environ.get(name, "").strip()
+    if not env:
+        return None
+    if not re.fullmatch(r"[0-9]{1,6}", env) or int(env) < 1:
+        raise UserError(f"{name} = {env!r}: must be a whole number of {what} >= 1")
+    return int(env)
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
@@ -85,7 +126,8 @@ def interrupted_message() -> str:
 
 def command(main: Callable[..., None]) -> Callable[..., None]:
     """Wrap a command's main: UserError -> 'error: ...' on stderr and its exit code; SIGINT and
-    SIGTERM stop it (outputs are written all at once at the end, so nothing partial is left)."""
+    SIGTERM stop it (outputs are written all at once at the end, so nothing partial is left), and
+    so does a closed output pipe, with one line."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -99,5 +141,10 @@ def command(main: Callable[..., None]) -> Callable[..., None]:
         except KeyboardInterrupt:
             print(interrupted_message(), file=sys.stderr)
             sys.exit(130)
+        except BrokenPipeError:  # `... | head -1`: the reader went away; no traceback at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            print(f"stopped: the program reading this command's output closed it "
+                  f"({unchanged_note()})", file=sys.stderr)
+            sys.exit(1)
 
     return wrapper

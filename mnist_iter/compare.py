@@ -100,9 +100,11 @@ def rev_column(rev: str | None, name: str | None = None) -> Column:
             # screen run) must not hide the per-variant files; theirs are raised below
             shown = repo.metrics.show(revs=None if rev is None else [rev], on_error="return")
         params = _flatten(dvc.api.params_show(rev=rev))
-    except (DvcException, SCMError, KeyError, ValueError):
-        raise UserError(f"unknown revision or experiment {rev!r}; `dvc exp show` lists "
-                        "the experiments, `git log` the commits") from None
+    except (DvcException, SCMError, KeyError, ValueError, AttributeError, TypeError):
+        # AttributeError: a name Git resolves to a file, not a commit (HEAD:params.yaml)
+        raise UserError(f"unknown revision or experiment {rev!r}: not a commit, branch, tag or "
+                        "experiment; `dvc exp show` lists the experiments, `git log` the "
+                        "commits") from None
     metrics: dict[str, dict] = {}
     for path, file_data in _of_rev(shown, rev).get("data", {}).items():
         if match := METRIC.match(os.path.relpath(path) if os.path.isabs(path) else path):
@@ -129,13 +131,18 @@ def _checked(data, column: str | None, path: str) -> dict:
     fix = "re-run `dvc repro report`"
     if not isinstance(data, dict):
         raise UserError(f"{column or 'workspace'}: {path} is not a mapping of metrics; {fix}")
-    for key, ok in (("last3", _number(data.get("last3"))),
-                    ("seeds", isinstance(data.get("seeds", 1), int)
-                     and not isinstance(data.get("seeds", 1), bool)),
-                    ("last3_sd", data.get("last3_sd") is None or _number(data["last3_sd"]))):
+    seeds = data.get("seeds", 1)
+    for key, ok, must in (
+            ("last3", _number(data.get("last3")) and 0 <= data["last3"] <= 100,
+             "an accuracy in [0, 100]"),
+            ("seeds", isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1,
+             "a whole number >= 1"),
+            ("last3_sd", data.get("last3_sd") is None or (_number(data["last3_sd"])
+                                                          and data["last3_sd"] >= 0),
+             "a number >= 0")):
         if not ok:
-            raise UserError(f"{column or 'workspace'}: {path}: {key} = {data.get(key)!r} is not "
-                            f"a number; {fix}")
+            raise UserError(f"{column or 'workspace'}: {path}: {key} = {data.get(key)!r} cannot "
+                            f"be true (must be {must}); {fix}")
     return data
 
 

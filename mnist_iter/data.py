@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mnist_iter.cli import DataError, UserError, os_error_line
+from mnist_iter.cli import DataError, UserError, env_seconds, os_error_line
 from mnist_iter.files import DATA_FILE, Outputs, sweep_stale
 
 FILES = {  # name -> MD5, the sums torchvision's datasets.MNIST checks
@@ -34,7 +34,7 @@ SIDE = 28
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801  # unsigned bytes, 3 resp. 1 dimensions
 CHUNK = 1 << 16
 READ_TIMEOUT_S = 30  # one read of a socket
-DEADLINE_S = float(os.environ.get("MNIST_DOWNLOAD_DEADLINE", 300))  # one whole file, one mirror
+DEADLINE_S = 300.0  # one whole file from one mirror; $MNIST_DOWNLOAD_DEADLINE (seconds) sets another
 
 
 # ---- download ------------------------------------------------------------------------------
@@ -51,7 +51,8 @@ def mirror_list(configured: list[str] | tuple[str, ...]) -> list[str]:
     return ([env] if env else []) + list(configured)
 
 
-def _fetch_url(url: str, dest: Path, deadline: float) -> None:
+def _fetch_url(url: str, dest: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
     req = urllib.request.Request(url, headers={"User-Agent": "mnist-iterations"})
     with urllib.request.urlopen(req, timeout=READ_TIMEOUT_S) as resp, open(dest, "wb") as out:
         total = int(resp.headers.get("Content-Length") or 0) or None
@@ -63,7 +64,7 @@ def _fetch_url(url: str, dest: Path, deadline: float) -> None:
                 got += len(chunk)
                 bar.update(len(chunk))
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"too slow: {got:,} bytes in {DEADLINE_S:g} s, gave up")
+                    raise TimeoutError(f"too slow: {got:,} bytes in {seconds:g} s, gave up")
         if total is not None and got != total:
             raise OSError(f"truncated: got {got} of {total} bytes")
 
@@ -72,7 +73,8 @@ def _fetch(mirror: str, name: str, dest: Path) -> None:
     """Copy `name` from `mirror` (directory or URL) to `dest`; raise OSError/URLError on failure."""
     scheme = urllib.parse.urlparse(mirror).scheme
     if scheme in ("http", "https", "ftp"):
-        _fetch_url(mirror.rstrip("/") + "/" + name, dest, time.monotonic() + DEADLINE_S)
+        _fetch_url(mirror.rstrip("/") + "/" + name, dest,
+                   env_seconds("MNIST_DOWNLOAD_DEADLINE", DEADLINE_S))
     else:
         src = Path(urllib.parse.urlparse(mirror).path if scheme == "file" else mirror) / name
         shutil.copyfile(src, dest)
@@ -178,6 +180,25 @@ def prepare(raw_dir: Path, out: Outputs, out_file: Path = DATA_FILE) -> dict:
     return data
 
 
+def _impossible(data: dict) -> str | None:
+    """What in shape-correct prepared data cannot be MNIST: labels outside 0-9, images that are
+    not bytes or are all one value, a pixel mean or std that is not a number in range."""
+    if not all(isinstance(data.get(k), float) for k in ("mean", "std")):
+        return "mean/std missing"
+    if not (0 < data["std"] < 1 and 0 < data["mean"] < 1):
+        return f"pixel mean {data['mean']!r} / std {data['std']!r} outside (0, 1)"
+    for split in SPLITS:
+        images, labels = data[f"{split}_images"], data[f"{split}_labels"]
+        if images.dtype != torch.uint8 or labels.dtype != torch.int64:
+            return f"{split} images must be uint8 and labels int64"
+        if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) <= 9):
+            return f"a {split} label of {int(labels.max()) if labels.max() > 9 else int(labels.min())}, " \
+                   f"outside the digits 0-9"
+        if len(images) and int(images.max()) == int(images.min()):
+            return f"every {split} pixel is {int(images.min())}: no images in it"
+    return None
+
+
 def load_data(path: Path | str = DATA_FILE) -> dict:
     """The prepared tensors, checked: a damaged or foreign file is one line, not a traceback."""
     rebuild = "`dvc repro -f prepare` rebuilds it"
@@ -205,8 +226,7 @@ def load_data(path: Path | str = DATA_FILE) -> dict:
                 problem = f"{key} missing or not of shape {shape}"
                 break
         else:
-            if not all(isinstance(data.get(k), float) for k in ("mean", "std")):
-                problem = "mean/std missing"
+            problem = _impossible(data)
     if problem:
         raise DataError(f"{path}: not this project's prepared data ({problem}); {rebuild}")
     return data

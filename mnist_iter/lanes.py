@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from mnist_iter import batched, cpu_math
-from mnist_iter.cli import UserError
+from mnist_iter.cli import env_count
 from mnist_iter.data import load_data
 from mnist_iter.engine import Watch, seed_recipes, time_step, train_seed, without_test
 from mnist_iter.files import DATA_FILE
@@ -35,19 +35,8 @@ from mnist_iter.progress import Progress, estimate, minutes
 from mnist_iter.seedstore import SeedStore, seed_ranges
 
 
-def _count(name: str, what: str) -> int | None:
-    """$name as a whole number >= 1 (ASCII digits only: '²' and '٣' are digits to Python too),
-    None when unset, else one line saying what it must be."""
-    env = os.environ.get(name, "").strip()
-    if not env:
-        return None
-    if not re.fullmatch(r"[0-9]{1,6}", env) or int(env) < 1:
-        raise UserError(f"{name} = {env!r}: must be a whole number of {what} >= 1")
-    return int(env)
-
-
 def available_cores() -> int:
-    cores = _count("TRAIN_CORES", "cores")
+    cores = env_count("TRAIN_CORES", "cores")
     if cores:
         return cores
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -56,7 +45,7 @@ def available_cores() -> int:
 def gpu_lanes() -> int:
     """Seeds trained at once on one GPU: $GPU_LANES (default 1). A tiny network leaves most of
     a GPU idle, so several processes on it train more seeds per minute."""
-    return _count("GPU_LANES", "processes") or 1
+    return env_count("GPU_LANES", "processes") or 1
 
 
 def lane_count(runs: int, threads: int, device: torch.device) -> int:

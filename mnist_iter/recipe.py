@@ -158,6 +158,11 @@ def check_value(where: str, key: str, value: Any) -> Any:
     """The value as its key's type, or ParamsError. A number may come as a string, for every
     numeric key alike (YAML 1.1 reads 1e-3 as one, and `-S` may quote), but must be finite."""
     spec = SPEC[key]
+    if isinstance(value, Yaml11):
+        written = "true or false" if spec.kind is bool else f"a plain number ({spec.allowed})" \
+            if spec.kind in (int, float) else "it in quotes"
+        raise ParamsError(f"{where}{key} = {str(value)!r}: YAML 1.1 reads this as "
+                          f"{value.reads!r}, YAML 1.2 (DVC) otherwise; write {written}")
     if spec.kind in (int, float) and isinstance(value, str):  # the same for every numeric key
         text = value.strip().replace("_", "")
         try:
@@ -351,10 +356,41 @@ def parse_screen(entries: Any, defaults: dict[str, Any],
     return screen
 
 
+# What YAML 1.1 (PyYAML) turns into another number or type than YAML 1.2 (DVC's ruamel) and the
+# eye do: base 60 (1:30 -> 90), a leading zero (010 -> 8), binary, and yes/no/on/off as booleans
+YAML11_NUMBER = re.compile(r"[-+]?(?:[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|0[0-7_]+|0b[01_]+)")
+YAML11_BOOL = {"yes", "no", "on", "off"}
+
+
+class Yaml11(str):
+    """A scalar as written, where YAML 1.1 would read `reads` instead: refused where a value is
+    checked (check_value), so that params are read as written."""
+    reads: Any = None
+
+
+def _as_written(text: str, reads: Any) -> Yaml11:
+    value = Yaml11(text)
+    value.reads = reads
+    return value
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, but a key given twice in one mapping is an error. Anchors, aliases
+    """YAML's safe loader, but a key given twice in one mapping is an error, and a scalar that
+    YAML 1.1 would turn into another number or type (Yaml11) stays as written. Anchors, aliases
     and merge keys (`<<: *defaults`) work as in PyYAML and DVC; a key written beside a merge
     overrides the merged one, as YAML says."""
+
+    def construct_yaml_int(self, node):
+        value = super().construct_yaml_int(node)
+        return _as_written(node.value, value) if YAML11_NUMBER.fullmatch(node.value) else value
+
+    def construct_yaml_float(self, node):
+        value = super().construct_yaml_float(node)
+        return _as_written(node.value, value) if YAML11_NUMBER.fullmatch(node.value) else value
+
+    def construct_yaml_bool(self, node):
+        value = super().construct_yaml_bool(node)
+        return _as_written(node.value, value) if node.value.lower() in YAML11_BOOL else value
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -367,6 +403,12 @@ class _StrictLoader(yaml.SafeLoader):
                                   "twice in the same mapping; keep one")
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+for _tag, _method in (("int", _StrictLoader.construct_yaml_int),
+                      ("float", _StrictLoader.construct_yaml_float),
+                      ("bool", _StrictLoader.construct_yaml_bool)):
+    _StrictLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _method)
 
 
 def unchanged_since(*paths: Path | str) -> Callable[[], None]:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from mnist_iter import files, stats
-from mnist_iter.data import SPLITS
 from mnist_iter.cli import DataError
+from mnist_iter.data import SPLITS
+from mnist_iter.models import count_params, model_for
 from mnist_iter.recipe import Variant
 
 CURVE_COLUMNS = ("train_acc", "test_acc", "test_loss")
@@ -33,6 +34,29 @@ class Result:
         return self.variant.writeup.split()[0] if self.variant.writeup else "ours"
 
 
+BOUNDS = {"test_acc": (0, 100), "train_acc": (0, 100), "val_acc": (0, 100), "test_loss": (0, None),
+          "train_loss": (0, None), "val_loss": (0, None), "epoch": (1, None), "seed": (0, None)}
+
+
+def impossible(runs: pd.DataFrame) -> None:
+    """ValueError naming the first number of a runs.csv that cannot be true: an accuracy outside
+    [0, 100], a negative or non-finite loss, an epoch < 1, a seed that is not a whole number."""
+    for column, (low, high) in BOUNDS.items():
+        if column not in runs:
+            continue
+        values = pd.to_numeric(runs[column], errors="coerce")
+        whole = column in ("epoch", "seed")
+        bad = ~(values.between(low, high if high is not None else float("inf"))) | \
+            (values.mod(1).ne(0) if whole else False)
+        if bad.any():
+            row = int(bad.idxmax())
+            limits = f"[{low}, {high}]" if high is not None else f">= {low}"
+            value = runs[column].iloc[row]
+            value = value.item() if hasattr(value, "item") else value  # numpy -> Python
+            raise ValueError(f"{column} = {value!r} in row {row + 2} cannot be "
+                             f"true (must be {'a whole number ' if whole else ''}{limits})")
+
+
 def read_result(variant: Variant) -> Result:
     """A variant's committed per-seed files; a missing or damaged one is one line naming it and
     the stage that writes it again (train@ its runs, evaluate@ its test predictions)."""
@@ -50,6 +74,7 @@ def read_result(variant: Variant) -> Result:
         runs = read(train / "runs.csv", "csv")
         if not {"seed", "epoch", "test_acc", "test_loss"} <= set(runs.columns) or runs.empty:
             raise ValueError("lacks columns epoch, seed, test_acc, test_loss")
+        impossible(runs)
         trained = read(train / "metrics.json", "json")
         if not (isinstance(trained, dict) and isinstance(trained.get("device_name"), str)
                 and isinstance(trained.get("arithmetic"), str)):
@@ -57,6 +82,10 @@ def read_result(variant: Variant) -> Result:
         params = read(evaluation / "metrics.json", "json")
         if not isinstance(params, dict) or type(params.get("params")) is not int:
             raise ValueError("params must be a whole number")
+        built = count_params(model_for(variant.recipe))
+        if params["params"] != built:
+            raise ValueError(f"params = {params['params']:,}, but {variant.name}'s network has "
+                             f"{built:,}: another variant's checkpoint was evaluated")
         predictions = read(files.confusion_file(variant.name), "csv")
         labels = predictions[["actual", "predicted"]]
         if len(labels) != SPLITS["test"][1] or not labels.isin(range(10)).all(axis=None):

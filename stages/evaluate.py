@@ -28,7 +28,8 @@ def main() -> None:
     name = parser.parse_args().variant
     recipe = load_config(files.config_file(name), name)
     cpu_math.enter(recipe.cpu_math)  # before any work: it may start the command again
-    model = load_model(files.checkpoint(name, recipe.seed))
+    model = load_model(files.checkpoint(name, recipe.seed), expect=(name, recipe.seed,
+                                                                     recipe.to_dict()))
     data = load_data(files.DATA_FILE)
     images, labels = data["test_images"], data["test_labels"]
     loss, acc, preds = evaluate(model, images, labels)

@@ -75,8 +75,11 @@ def test_named_revisions_and_unknown_one(toy):
     bad = toy(sys.executable, "-m", "mnist_iter.compare", "no-such-rev", check=False)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [
-        "error: unknown revision or experiment 'no-such-rev'; `dvc exp show` lists the "
-        "experiments, `git log` the commits"]
+        "error: unknown revision or experiment 'no-such-rev': not a commit, branch, tag or "
+        "experiment; `dvc exp show` lists the experiments, `git log` the commits"]
+    blob = toy(sys.executable, "-m", "mnist_iter.compare", "HEAD:params.yaml", check=False)
+    assert blob.returncode == 1 and "Traceback" not in blob.stderr
+    assert blob.stderr.startswith("error: unknown revision or experiment 'HEAD:params.yaml'")
 
 
 @pytest.mark.slow

@@ -242,3 +242,37 @@ def test_configure_refuses_when_params_change_while_it_runs(tmp_path, monkeypatc
         configure.main()
     assert stop.value.code == 2
     assert not (tmp_path / "configs").exists() or not list((tmp_path / "configs").iterdir())
+
+
+@pytest.mark.parametrize("written, message", [
+    ("epochs: 1:30", "epochs = '1:30': YAML 1.1 reads this as 90, YAML 1.2 (DVC) otherwise; write "
+                     "a plain number (an integer in [1, 1000])"),
+    ("epochs: 010", "epochs = '010': YAML 1.1 reads this as 8,"),
+    ("seed: 0b101", "seed = '0b101': YAML 1.1 reads this as 5,"),
+    ("rotation: 1:30.5", "rotation = '1:30.5': YAML 1.1 reads this as 90.5,"),
+    ("amp: yes", "amp = 'yes': YAML 1.1 reads this as True, YAML 1.2 (DVC) otherwise; write true "
+                 "or false"),
+    ("amp: Off", "amp = 'Off': YAML 1.1 reads this as False,"),
+    ("epochs: no", "epochs = 'no': YAML 1.1 reads this as False,"),
+])
+def test_a_value_yaml_11_would_turn_into_another_is_refused(tmp_path, written, message):
+    """Params are read as written: base 60, a leading zero, binary and yes/no/on/off mean one
+    thing to PyYAML (YAML 1.1) and another to DVC (YAML 1.2) and to the eye."""
+    key = written.split(":")[0]
+    raw = yaml.safe_dump({k: v for k, v in small_params().items() if k != key}, sort_keys=False)
+    (tmp_path / "params.yaml").write_text(f"{written}\n{raw}")
+    with pytest.raises(ParamsError) as refused:
+        load_params(tmp_path / "params.yaml")
+    assert str(refused.value).startswith(message)
+
+
+@pytest.mark.parametrize("written, value", [
+    ("epochs: 15", 15), ("epochs: +15", 15), ("lr: 0.04", 0.04), ("lr: 1e-3", 0.001),
+    ("lr: 4.0e-2", 0.04), ("seed: 0", 0), ("seed: 1_000", 1000), ("amp: true", True),
+    ("amp: False", False), ("fill: 0", 0.0), ("lr: '0.05'", 0.05),
+])
+def test_the_usual_yaml_spellings_are_read_as_written(tmp_path, written, value):
+    key = written.split(":")[0]
+    raw = yaml.safe_dump({k: v for k, v in small_params().items() if k != key}, sort_keys=False)
+    (tmp_path / "params.yaml").write_text(f"{written}\n{raw}")
+    assert getattr(load_params(tmp_path / "params.yaml").variants["first"].recipe, key) == value

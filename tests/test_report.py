@@ -93,17 +93,17 @@ def with_markers(path, names):
 
 
 def test_update_readme_replaces_only_the_tables(tmp_path):
-    for name in ("summary", "verdicts", "frontier"):
-        (tmp_path / f"{name}.md").write_text(f"# {name}\n\nwords\n\nwhere {name} trained\n\n"
-                                             f"| {name} |\n|---|\n| 1 |\n")
+    for name in ("results", "verdicts", "frontier"):  # the summary marker takes results.md
+        (tmp_path / f"{name}.md").write_text(f"# {name}\n\nwords\n\nwhere {name} trained,\n"
+                                             f"in two lines\n\n| {name} |\n|---|\n| 1 |\n")
     readme, parameters = tmp_path / "README.md", tmp_path / "parameters.md"
     with_markers(readme, ("summary", "verdicts", "frontier"))
     with_markers(parameters, ("params",))
     update_readme(readme, tmp_path, parameters)
     text = readme.read_text()
-    # the summary brings the line above its table (where the variants trained), verdicts do not
-    assert text.startswith("intro\n<!-- summary:start -->\nwhere summary trained\n\n"
-                           "| summary |\n|---|\n| 1 |\n<!-- summary:end -->\nmid\n")
+    # the results bring the paragraph above their table (where the variants trained)
+    assert text.startswith("intro\n<!-- summary:start -->\nwhere results trained,\nin two lines\n"
+                           "\n| results |\n|---|\n| 1 |\n<!-- summary:end -->\nmid\n")
     assert "where verdicts trained" not in text
     assert "| verdicts |" in text and "| frontier |" in text and "| old |" not in text
     assert params_table() in parameters.read_text() and params_table() not in text
@@ -112,7 +112,7 @@ def test_update_readme_replaces_only_the_tables(tmp_path):
 @pytest.mark.parametrize("text", ["no markers\n", "<!-- summary:end -->\n<!-- summary:start -->\n",
                                   "<!-- summary:start -->\n" * 2 + "<!-- summary:end -->\n"])
 def test_update_readme_refuses_bad_markers_and_leaves_the_file(tmp_path, text):
-    for name in ("summary", "verdicts", "frontier"):
+    for name in ("results", "verdicts", "frontier"):
         (tmp_path / f"{name}.md").write_text("| a |\n|---|\n")
     readme, parameters = tmp_path / "README.md", tmp_path / "parameters.md"
     readme.write_text(text)
