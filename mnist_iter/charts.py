@@ -38,33 +38,54 @@ def panels(results: list) -> dict[str, list]:
     return {key: rows for key, rows in groups.items() if rows}
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+DASHES = ("-", "--", "-.", ":")
+ZOOM_ACC = (98.5, 99.7)  # the curves' right panels: where the variants differ
+
+
+def line_style(i: int) -> dict:
+    """The i-th line of a panel: its own colour, marker and dash, however many share it."""
+    return {"color": plt.get_cmap("tab10").colors[i % 10], "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": DASHES[(i // 2) % len(DASHES)]}
+
+
 def plot_accuracy(results: list, out, path) -> None:
+    """A row a group: left every epoch (where the runs start), right the later epochs on
+    ZOOM_ACC (where they differ, with each mean's min-max band over seeds)."""
     groups = panels(results)
-    fig, axes = plt.subplots(len(groups), 1, figsize=(10, 3.4 * len(groups)), squeeze=False)
-    for ax, (key, rows) in zip(axes[:, 0], groups.items()):
-        lowest, highest = stats.TARGET_ACC, stats.TARGET_ACC
+    fig, axes = plt.subplots(len(groups), 2, figsize=(12, 3.6 * len(groups)), squeeze=False,
+                             width_ratios=(1, 2.2))
+    for (left, right), (key, rows) in zip(axes, groups.items()):
+        epochs = max(len(stats.test_curves(r.runs)) for r in rows)
+        first = max(1, epochs // 2)
+        low = min(ZOOM_ACC[0], min(float(stats.test_curves(r.runs).mean(axis=1).iloc[first - 1:]
+                                         .min()) for r in rows) - 0.05)
         for i, result in enumerate(rows):
             curves = stats.test_curves(result.runs)
             mean, seeds = curves.mean(axis=1), curves.shape[1]
-            color = plt.get_cmap("tab10").colors[i % 10]
+            style = line_style(i)
             label = f"{result.variant.name} ({result.summary['params']:,} params, {seeds} seed" \
                     f"{'s' if seeds > 1 else ''})"
-            ax.plot(mean.index, mean, marker="o", markersize=3, color=color, label=label,
-                    linewidth=1.8)
+            left.plot(mean.index, mean, markersize=2.5, linewidth=1.2, **style)
+            later = mean.index >= first
+            right.plot(mean.index[later], mean[later], markersize=5, linewidth=1.6, label=label,
+                       **style)
             if seeds > 1:
-                ax.fill_between(curves.index, curves.min(axis=1), curves.max(axis=1),
-                                color=color, alpha=0.15)
-            lowest = min(lowest, float(curves.iloc[min(2, len(curves) - 1):].min().min()))
-            highest = max(highest, float(curves.max().max()))
-        ax.axhline(stats.TARGET_ACC, color="black", linestyle="--", linewidth=1)
-        ax.text(1.0, stats.TARGET_ACC, f" {stats.TARGET_ACC}%", va="center", fontsize=8,
-                transform=ax.get_yaxis_transform())
-        ax.set_ylim(max(98.0, lowest - 0.1), min(100.0, highest + 0.1))
-        ax.set(ylabel="test accuracy (%)", title=PANEL_TITLES[key])
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
-    axes[-1, 0].set_xlabel("epoch (line: mean over seeds; band: min–max over seeds)")
+                right.fill_between(curves.index[later], curves.min(axis=1)[later],
+                                   curves.max(axis=1)[later], color=style["color"], alpha=0.08)
+        for ax in (left, right):
+            ax.axhline(stats.TARGET_ACC, color="black", linestyle="--", linewidth=1)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+        right.text(1.0, stats.TARGET_ACC, f" {stats.TARGET_ACC}%", va="center", fontsize=8,
+                   transform=right.get_yaxis_transform())
+        left.set(ylabel="test accuracy (%)", title="every epoch")
+        right.set_ylim(low, ZOOM_ACC[1])
+        right.set_xlim(first - 0.3, epochs + 0.3)
+        right.set_title(f"{PANEL_TITLES[key]}: epochs {first}-{epochs}", fontsize=10)
+        right.legend(fontsize=8, loc="lower right")
+    axes[-1, 0].set_xlabel("epoch (mean over seeds)")
+    axes[-1, 1].set_xlabel("epoch (line: mean over seeds; band: min–max over seeds)")
     out.figure(path, fig)
 
 
@@ -115,12 +136,26 @@ def _label_points(ax, results: list) -> None:
 
 
 def _draw_points(ax, results: list) -> None:
+    """A marker and a line a variant; variants of one parameter count side by side (9 points
+    apart), so that no marker hides another."""
+    from matplotlib.transforms import ScaledTranslation
+
+    counts: dict[int, list] = {}
     for result in results:
-        s = result.summary
-        met = stats.meets_target(s)
-        color = "tab:green" if met else "tab:red"
-        ax.vlines(s["params"], s["worst3"], s["last3"], color=color, linewidth=1.5)
-        ax.plot(s["params"], s["last3"], "o" if met else "X", color=color, markersize=7)
+        counts.setdefault(result.summary["params"], []).append(result)
+    for same in counts.values():
+        for k, result in enumerate(same):
+            s = result.summary
+            met = stats.meets_target(s)
+            color = "tab:green" if met else "tab:red"
+            shift = ax.transData + ScaledTranslation((k - (len(same) - 1) / 2) * 9 / 72, 0,
+                                                     ax.figure.dpi_scale_trans)
+            ax.vlines(s["params"], s["worst3"], s["last3"], color=color, linewidth=1.5,
+                      transform=shift)
+            ax.plot(s["params"], s["last3"], "o" if met else "X", color=color, markersize=7,
+                    transform=shift)
+            ax.update_datalim([(s["params"], s["worst3"]), (s["params"], s["last3"])])
+    ax.autoscale_view()
     ax.axhline(stats.TARGET_ACC, color="black", linestyle="--", linewidth=1)
     for budget in stats.FRONTIER:
         ax.axvline(budget, color="gray", linestyle=":", linewidth=1)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from mnist_iter.cli import UserError, os_error_line, unchanged_note
+from mnist_iter.cli import DataError, UserError, os_error_line, unchanged_note
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -95,13 +96,23 @@ def check_writable(*folders: Path) -> None:
             raise UserError(os_error_line(e, f"writing to {folder}/")) from None
 
 
+MANIFEST = "outputs.json"  # a stage's set of outputs: each file's SHA-256, written last
+
+
+def sha256(path: Path | str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 class Outputs:
     """A set of files written together: each is written to a temporary file beside its target,
     and only when all are complete are they renamed into place. If anything fails, the
-    temporary files are removed and the previous outputs stay as they were."""
+    temporary files are removed and the previous outputs stay as they were. With a `manifest`,
+    a file listing every other one with its SHA-256 is written last: a reader that checks it
+    (check_outputs) tells a whole set from one a kill cut between two renames."""
 
-    def __init__(self) -> None:
+    def __init__(self, manifest: Path | None = None) -> None:
         self._pending: list[tuple[Path, Path]] = []
+        self.manifest = manifest
 
     def path(self, target: Path | str) -> Path:
         """A temporary path to write `target`'s content to."""
@@ -147,6 +158,14 @@ class Outputs:
                 raise
         for tmp, target in self._pending:
             os.replace(tmp, target)
+        if self.manifest is not None:
+            listed = {str(target): sha256(target) for _, target in self._pending}
+            tmp = self.manifest.with_name(f".{self.manifest.name}{TMP_MARK}{os.getpid()}")
+            with open(tmp, "w") as f:
+                f.write(json.dumps(listed, indent=2) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.manifest)
 
     def discard(self) -> None:
         for tmp, _ in self._pending:
@@ -154,10 +173,29 @@ class Outputs:
                 tmp.unlink()
 
 
+def check_outputs(manifest: Path, stage: str) -> None:
+    """DataError unless every file `manifest` lists is the one its stage wrote with the others."""
+    again = f"`dvc repro -f {stage}` writes the set again"
+    try:
+        listed = json.loads(manifest.read_text())
+        assert isinstance(listed, dict) and all(isinstance(v, str) for v in listed.values())
+    except FileNotFoundError:
+        raise DataError(f"{manifest}: missing (it lists the files {stage} wrote together); "
+                        f"{again}") from None
+    except (OSError, ValueError, AssertionError):
+        raise DataError(f"{manifest}: damaged; {again}") from None
+    for name, digest in listed.items():
+        if not Path(name).is_file() or sha256(name) != digest:
+            raise DataError(f"{name}: not the file {stage} wrote with the others in {manifest} "
+                            f"(a run stopped while it switched its outputs, or a file replaced "
+                            f"by hand); {again}")
+
+
 @contextlib.contextmanager
-def outputs() -> Iterator[Outputs]:
-    """with outputs() as out: out.json(...); out.text(...) -> all renamed into place at the end."""
-    out = Outputs()
+def outputs(manifest: Path | None = None) -> Iterator[Outputs]:
+    """with outputs() as out: out.json(...); out.text(...) -> all renamed into place at the end
+    (then the manifest, when one is named)."""
+    out = Outputs(manifest)
     try:
         yield out
         out.commit()

@@ -92,6 +92,8 @@ def read_result(variant: Variant) -> Result:
             raise ValueError(f"not {SPLITS['test'][1]:,} rows of digits 0-9 in actual, predicted")
         current = train / "runs.csv"  # what summarize reads
         summary = stats.summarize(runs, params["params"])
+        for folder, stage in ((train, "train"), (evaluation, "evaluate")):  # each set whole
+            files.check_outputs(folder / files.MANIFEST, f"{stage}@{variant.name}")
     except FileNotFoundError as e:
         raise DataError(f"{e.filename}: missing; `dvc repro` trains and evaluates "
                         f"{variant.name}") from None

@@ -28,6 +28,7 @@ def main() -> None:
     name = parser.parse_args().variant
     recipe = load_config(files.config_file(name), name)
     cpu_math.enter(recipe.cpu_math)  # before any work: it may start the command again
+    files.check_outputs(files.train_dir(name) / files.MANIFEST, f"train@{name}")
     model = load_model(files.checkpoint(name, recipe.seed), expect=(name, recipe.seed,
                                                                      recipe.to_dict()))
     data = load_data(files.DATA_FILE)
@@ -37,7 +38,7 @@ def main() -> None:
                "errors": int((preds != labels).sum()), "params": count_params(model),
                "per_class_acc": per_class_accuracy(labels, preds)}
     out_dir = files.eval_dir(name)
-    with files.outputs() as out:
+    with files.outputs(manifest=out_dir / files.MANIFEST) as out:
         pd.DataFrame({"actual": labels.numpy(), "predicted": preds.numpy()}).to_csv(
             out.path(files.confusion_file(name)), index=False)
         plot_mistakes(images, labels, preds, out, files.mistakes_file(name))

@@ -40,7 +40,7 @@ def main() -> None:
     store = SeedStore.for_run(name, arithmetic, portable, device_name(device), test=True)
     done = run_recipe(recipe, device, store=store, name=name, live=live_file(name))
     model = model_for(recipe)
-    with files.outputs() as out:
+    with files.outputs(manifest=out_dir / files.MANIFEST) as out:
         first = done.runs[done.runs["seed"] == recipe.seed].drop(columns="seed")
         first.to_csv(out.path(out_dir / "history.csv"), index=False, float_format="%.6g")
         done.runs.to_csv(out.path(out_dir / "runs.csv"), index=False, float_format="%.6g")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -47,7 +47,44 @@ def variant_files(tmp_path, monkeypatch):
     (evaluation / "metrics.json").write_text(json.dumps({"params": params}))
     pd.DataFrame({"actual": [1] * 10_000, "predicted": [1] * 10_000}).to_csv(
         files.confusion_file("first"), index=False)
+    for folder, listed in ((train, ["runs.csv", "metrics.json"]), (evaluation, ["metrics.json"])):
+        files.write_json(folder / files.MANIFEST, {str(folder / n): files.sha256(folder / n)
+                                                   for n in listed})
     return variant, train, evaluation
+
+
+def test_a_set_of_outputs_cut_by_a_kill_between_two_renames_is_refused(tmp_path, monkeypatch):
+    """The manifest is written after every file of the set: a kill anywhere before it leaves
+    new files beside the previous manifest, which names the first file that does not match."""
+    monkeypatch.chdir(tmp_path)
+    manifest = Path("set") / files.MANIFEST
+    with files.outputs(manifest=manifest) as out:
+        out.text("set/a.txt", "old a")
+        out.text("set/b.txt", "old b")
+    files.check_outputs(manifest, "train@x")  # a whole set
+    real, renamed = files.os.replace, []
+
+    def killed_after_one(src, dst):
+        if renamed:
+            raise KeyboardInterrupt  # the process dies here
+        renamed.append(dst)
+        real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", killed_after_one)
+    with pytest.raises(KeyboardInterrupt), files.outputs(manifest=manifest) as out:
+        out.text("set/a.txt", "new a")
+        out.text("set/b.txt", "new b")
+    monkeypatch.setattr(files.os, "replace", real)
+    with pytest.raises(DataError, match=r"^set/a.txt: not the file train@x wrote with the others "
+                                        r"in set/outputs.json .*; `dvc repro -f train@x`"):
+        files.check_outputs(manifest, "train@x")
+
+
+def test_the_report_refuses_a_file_replaced_by_hand(variant_files):
+    variant, train, _ = variant_files
+    (train / "metrics.json").write_text(json.dumps({"device_name": "gpu", "arithmetic": "fp32"}))
+    with pytest.raises(DataError, match=r"train/metrics.json: not the file train@first wrote"):
+        report.read_result(variant)
 
 
 def test_the_report_reads_only_numbers_that_can_be_true(variant_files):
