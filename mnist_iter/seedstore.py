@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from mnist_iter.cli import UserError, os_error_line, unchanged_note
+
 STORE = Path(".seeds")
 # the modules whose code decides a seed's numbers (a stage's own file only writes them out)
 TRAINING_CODE = tuple(f"mnist_iter/{name}.py" for name in (
@@ -70,11 +72,20 @@ class SeedStore:
             return None
 
     def save(self, recipe, state: dict, history: list[dict]) -> None:
+        """Written whole or not at all; a full or read-only disk is one line (UserError)."""
         path = self.path(recipe)
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save({"key": self.key(recipe), "state_dict": state, "history": history}, partial)
-        partial.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"key": self.key(recipe), "state_dict": state, "history": history},
+                       partial)
+            partial.replace(path)
+        except (OSError, RuntimeError) as e:  # torch.save reports a full disk as RuntimeError
+            partial.unlink(missing_ok=True)
+            why = os_error_line(e, f"keeping seed {recipe.seed} in {self.folder}") \
+                if isinstance(e, OSError) else f"could not keep seed {recipe.seed} in " \
+                f"{self.folder} ({str(e).splitlines()[0][:80]})"
+            raise UserError(f"{why} ({unchanged_note()})") from None
 
 
 def seed_ranges(seeds: list[int]) -> str:

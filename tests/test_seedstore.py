@@ -67,3 +67,23 @@ def test_run_recipe_trains_only_the_seeds_it_does_not_hold(tmp_path, recipe, mni
 
 def test_seed_ranges():
     assert seed_ranges([3, 1, 2, 5, 7, 8]) == "1-3, 5, 7-8" and seed_ranges([4]) == "4"
+
+
+def test_a_seed_that_cannot_be_kept_is_one_line(tmp_path, recipe, monkeypatch):
+    import errno
+
+    import pytest
+
+    from mnist_iter import seedstore
+    from mnist_iter.cli import UserError
+
+    def full(obj, path):
+        open(path, "wb").write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(seedstore.torch, "save", full)
+    store = store_in(tmp_path)
+    with pytest.raises(UserError, match=r"^no space left on device keeping seed 1 in .*; free "
+                                        r"some space and run it again \(nothing was changed"):
+        store.save(recipe, {"w": torch.ones(1)}, [{"epoch": 1}])
+    assert list(store.folder.iterdir()) == []  # no half-written file left
