@@ -1,13 +1,13 @@
 """The CPU arithmetic of a run: the recipe key `cpu_math`.
 
-portable: ATen's and oneDNN's instruction sets pinned to AVX2 (PINS), so that the same params,
-  seed and thread count give the same bits on every x86-64 CPU with AVX2: an Intel Xeon with AMX
+portable: ATen's, oneDNN's and MKL's instruction sets pinned to AVX2 (PINS), so that the same
+  params, seed and thread count give the same bits on every x86-64 CPU with AVX2: an Intel Xeon with AMX
   and an AMD EPYC with AVX-512 compute what an AVX2-only EPYC computes (docs/evidence.md,
   "Portable arithmetic"). bf16 autocast is not native under the pins, so `amp` means fp32 there.
 native: the libraries pick what the CPU has (AVX-512, AMX): faster on some CPUs, and other bits
   on another CPU model.
 
-Both libraries read their setting once, when torch loads, so this module imports no torch: a
+The libraries read their setting once, when torch loads, so this module imports no torch: a
 stage package sets the default's pins before anything loads it (`preset`), and a command whose
 recipe asks for the other arithmetic starts itself again with the right environment (`enter`).
 """
@@ -19,7 +19,10 @@ import sys
 
 MODES = ("portable", "native")
 DEFAULT = "portable"
-PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+# ATen's vectorized kernels, oneDNN's convolutions, and MKL's SGEMM_BATCH (affine_grid, the
+# augmentation's rotations): each library's widest instruction set, pinned to AVX2
+PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 RESTARTED = "MNIST_ITER_CPU_MATH_RESTARTED"  # set in a command started again: never loop
 
 

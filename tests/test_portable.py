@@ -51,7 +51,8 @@ def test_portable_pins_x86_and_native_unpins(monkeypatch):
     env = {"ATEN_CPU_CAPABILITY": "avx512", "OTHER": "1"}
     monkeypatch.setattr(cpu_math, "is_x86", lambda: True)
     cpu_math.apply("portable", env)
-    assert env == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OTHER": "1"}
+    assert env == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                   "MKL_ENABLE_INSTRUCTIONS": "AVX2", "OTHER": "1"}
     assert cpu_math.matches("portable", env) and not cpu_math.matches("native", env)
     cpu_math.apply("native", env)
     assert env == {"OTHER": "1"} and cpu_math.matches("native", env)
