@@ -101,3 +101,16 @@ def test_an_experiment_retrains_only_what_it_changes(clone, key, value, retrains
         subprocess.run(["git", "checkout", "-q", "--", "params.yaml", "dvc.lock"], cwd=clone,
                        check=True)
         subprocess.run(["dvc", "checkout", "-q", "configs"], cwd=clone, env=env, check=True)
+
+
+def test_the_readme_python_snippet_runs_as_written(clone):
+    """Every ```python block of the README, in a fresh clone after `make repro`'s set-up."""
+    import re
+
+    clone, env = clone
+    blocks = re.findall(r"```python\n(.*?)```", (clone / "README.md").read_text(), re.S)
+    assert blocks
+    for code in blocks:
+        out = subprocess.run([sys.executable, "-c", code], cwd=clone, env=env,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr

@@ -225,3 +225,21 @@ def test_the_frontier_lists_who_holds_every_number_or_the_closest_and_how_far():
     assert rows[0]["≥ 99.4"] == "4/6" and rows[0]["worst"] == "99.31, 9 images short"
     assert rows[1]["worst"] == "99.40" and rows[1]["trained on"] == "CPU, fp32"
     assert rows[3]["params"] == ""
+
+
+def test_the_readme_is_a_short_guide():
+    """At most 200 lines, none over 120 characters outside code blocks, the how-to before the
+    results (issue 52)."""
+    from conftest import ROOT
+
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 200
+    fenced, wide = False, []
+    for number, line in enumerate(lines, 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and len(line) > 120:
+            wide.append(number)
+    assert not wide, f"README lines over 120 characters: {wide}"
+    headings = [line for line in lines if line.startswith("## ")]
+    assert headings.index("## Results") > headings.index("## When things go wrong")
