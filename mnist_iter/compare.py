@@ -42,10 +42,16 @@ def workspace_stale() -> frozenset:
     """What `dvc status` finds out of date in the workspace's pipeline (not the search's):
     a train or evaluate stage marks its variant, any other stage (download, prepare, configure,
     report) every variant. The workspace's numbers are then not from its params and code."""
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo() as repo:
-        status = repo.status()
+    try:
+        with Repo() as repo:
+            status = repo.status()
+    except DvcException as e:  # a damaged dvc.lock or dvc.yaml: say so, not "no metrics"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(f"workspace: `dvc status` cannot read the pipeline ({first}); "
+                        "`git checkout dvc.lock dvc.yaml` brings back the committed ones") from None
     stale = set()
     for stage in status:
         if ".yaml:" in stage:
@@ -92,6 +98,7 @@ def rev_column(rev: str | None, name: str | None = None) -> Column:
     import dvc.api
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
+    from dvc.scm import RevError
     from scmrepo.exceptions import SCMError
 
     try:
@@ -100,11 +107,16 @@ def rev_column(rev: str | None, name: str | None = None) -> Column:
             # screen run) must not hide the per-variant files; theirs are raised below
             shown = repo.metrics.show(revs=None if rev is None else [rev], on_error="return")
         params = _flatten(dvc.api.params_show(rev=rev))
-    except (DvcException, SCMError, KeyError, ValueError, AttributeError, TypeError):
+    except (SCMError, RevError, KeyError, AttributeError, TypeError):
         # AttributeError: a name Git resolves to a file, not a commit (HEAD:params.yaml)
         raise UserError(f"unknown revision or experiment {rev!r}: not a commit, branch, tag or "
                         "experiment; `dvc exp show` lists the experiments, `git log` the "
                         "commits") from None
+    except (DvcException, ValueError) as e:  # a damaged dvc.lock or dvc.yaml, and the like
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(f"{name or rev or 'workspace'}: DVC cannot read its pipeline ({first}); "
+                        "in the workspace, `git checkout dvc.lock dvc.yaml` brings back the "
+                        "committed ones") from None
     metrics: dict[str, dict] = {}
     for path, file_data in _of_rev(shown, rev).get("data", {}).items():
         if match := METRIC.match(os.path.relpath(path) if os.path.isabs(path) else path):

@@ -121,3 +121,18 @@ def test_a_stale_workspace_shows_no_number_and_the_command_that_fixes_it(toy):
     assert next(line for line in lines if line.startswith("(2) ")).endswith(": baseline")
     row = next(line for line in lines if line.startswith("a "))
     assert row.split()[:3] == ["a", "stale", "99.20±0.01"]
+
+
+@pytest.mark.slow
+def test_a_damaged_lock_file_is_named_not_taken_for_missing_metrics(toy):
+    lock = toy.path / "dvc.lock"
+    before = lock.read_text()
+    lock.write_text('schema: "2.0"\nstages: [broken\n')
+    try:
+        out = toy(sys.executable, "-m", "mnist_iter.compare", check=False)
+    finally:
+        lock.write_text(before)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert "DVC cannot read its pipeline" in line and "dvc.lock" in line
+    assert "git checkout dvc.lock dvc.yaml" in line
