@@ -2,9 +2,9 @@
 
 A seed's run (its weights and its epochs) is saved here the moment it finishes, written whole
 (a temporary file, then a rename), under a key made of everything its numbers depend on: its
-recipe (its own seed included), the training code (TRAINING_CODE's bytes), the arithmetic (and,
-where that is not portable, the device it ran on), torch's version, and whether it saw the test
-images. A later run of the same variant takes a seed whose key matches instead of training it
+recipe (its own seed included), the training code (TRAINING_CODE's bytes), the prepared data's
+bytes, the arithmetic (and, where that is not portable, the device it ran on), torch's version, and
+whether it saw the test images. A later run of the same variant takes a seed whose key matches instead of training it
 again; any other change trains afresh. The folder is a cache, ignored by Git and DVC: deleting
 it costs only re-training. Queued experiments (`dvc exp run --queue`) run in copies of the
 project, so their finished seeds stay with their copy.
@@ -20,17 +20,19 @@ from pathlib import Path
 import torch
 
 from mnist_iter.cli import UserError, os_error_line, unchanged_note
+from mnist_iter.files import DATA_FILE, sha256
 
 STORE = Path(".seeds")
 # the modules whose code decides a seed's numbers (a stage's own file only writes them out)
-TRAINING_CODE = tuple(f"mnist_iter/{name}.py" for name in (
-    "augment", "batched", "cpu_math", "device", "engine", "lanes", "models", "schedule"))
+TRAINING_CODE = ("augment", "batched", "cpu_math", "device", "engine", "lanes", "models",
+                 "schedule")
 
 
-def code_digest(root: Path = Path(".")) -> str:
+def code_digest() -> str:
+    """The training code's SHA-256, read from this package (wherever the command runs)."""
     digest = hashlib.sha256()
     for name in TRAINING_CODE:
-        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+        digest.update(name.encode() + b"\0" + (Path(__file__).parent / f"{name}.py").read_bytes())
     return digest.hexdigest()
 
 
@@ -43,9 +45,10 @@ class SeedStore:
 
     @classmethod
     def for_run(cls, name: str, arithmetic: str, portable: bool, device_name: str, test: bool,
-                root: Path = STORE) -> SeedStore:
+                root: Path = STORE, data: Path = DATA_FILE) -> SeedStore:
         context = {"code": code_digest(), "arithmetic": arithmetic, "torch": torch.__version__,
-                   "test": test, "device": None if portable else device_name}
+                   "test": test, "device": None if portable else device_name,
+                   "data": sha256(data) if data.is_file() else None}
         return cls(root / name, tuple(sorted(context.items())))
 
     def key(self, recipe) -> str:

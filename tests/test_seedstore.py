@@ -33,6 +33,10 @@ def test_a_seed_is_kept_under_everything_its_numbers_depend_on(tmp_path, recipe,
         assert other.load(one) is None
     monkeypatch.setattr("mnist_iter.seedstore.code_digest", lambda: "other code")
     assert store_in(tmp_path).load(one) is None
+    monkeypatch.undo()
+    other_data = tmp_path / "other.pt"
+    other_data.write_bytes(b"other images")
+    assert store_in(tmp_path, data=other_data).load(one) is None  # other prepared data
     # a native run is kept per device: the same arithmetic on another CPU model is other bits
     native = dict(arithmetic="fp32, native AVX2", portable=False)
     store_in(tmp_path, device_name="A", **native).save(one, state, history)
