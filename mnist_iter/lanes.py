@@ -151,7 +151,7 @@ def run_recipe(recipe, device: torch.device, data_file: Path = DATA_FILE, test: 
         if name and todo else None
     log = watch.log if watch else log
     start = time.perf_counter()
-    trained = []
+    trained, finished = [], False
     try:
         if together:
             trained = batched.train_seeds(todo, data if test else without_test(data), device,
@@ -169,9 +169,10 @@ def run_recipe(recipe, device: torch.device, data_file: Path = DATA_FILE, test: 
         elif todo:
             log(f"{len(todo)} seeds in {lanes} parallel lanes of {threads} thread(s) each")
             trained = _in_lanes(todo, data_file, device, lanes, test, store, watch)
+        finished = True
     finally:
         if watch:
-            watch.close()
+            watch.close(finished)
     seconds = time.perf_counter() - start
     done = dict(kept) | {r.seed: result for r, result in zip(todo, trained)}
     results = [done[r.seed] for r in recipes]

@@ -47,6 +47,7 @@ class Progress(Watch):
                                    "seed-steps [{elapsed}, {remaining} left]")
         self.start = self.last_line = time.monotonic()
         self.live, self.fields = live, None
+        self.previous = live.read_bytes() if live is not None and live.is_file() else None
         if live is not None:  # a new run's curves, starting with the seeds it kept
             live.parent.mkdir(parents=True, exist_ok=True)
             live.unlink(missing_ok=True)
@@ -77,10 +78,19 @@ class Progress(Watch):
         new = self.fields is None
         self.fields = self.fields or list(row)
         with open(self.live, "a", newline="") as f:
-            writer = csv.DictWriter(f, self.fields, extrasaction="ignore")
+            writer = csv.DictWriter(f, self.fields, extrasaction="ignore", lineterminator="\n")
             if new:
                 writer.writeheader()
             writer.writerow(row)
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        """End the bar; a run that did not finish (refused, diverged, interrupted) puts the
+        previous live file back, so that its outputs are as they were."""
         self.bar.close()
+        if not finished and self.live is not None:
+            if self.previous is None:
+                self.live.unlink(missing_ok=True)
+            else:
+                partial = self.live.with_name(f".{self.live.name}.tmp")
+                partial.write_bytes(self.previous)
+                partial.replace(self.live)

@@ -305,7 +305,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 @pytest.mark.parametrize("command", [["show"], ["diff", "HEAD"]])
 def test_plots_pages_render_every_vega_plot_offline(project, tmp_path, command):
     """The page dvc writes, opened in headless Chromium with every network request sent to a
-    closed port: each Vega plot (three curve charts, one confusion matrix a variant) is drawn."""
+    closed port: each Vega plot (three curve charts, one confusion matrix and one live chart a
+    variant) is drawn."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
@@ -316,7 +317,7 @@ def test_plots_pages_render_every_vega_plot_offline(project, tmp_path, command):
                          capture_output=True, text=True, timeout=120, check=True).stdout
     embeds = len(re.findall(r'class="vega-embed', dom))
     drawn = len(re.findall(r'<svg[^>]*class="marks"|<canvas[^>]*class="marks"', dom))
-    assert embeds == drawn == 3 + len(VARIANTS), (embeds, drawn)
+    assert embeds == drawn == 3 + 2 * len(VARIANTS), (embeds, drawn)  # and a live plot each
     assert "Test accuracy per epoch" in dom
 
 
@@ -353,14 +354,16 @@ def test_a_diverged_run_under_dvc_keeps_the_previous_outputs(project):
         return raw
 
     project.set_params(explode)
-    result = project.run("dvc", "repro", "--single-item", "configure", "train@w4_base",
-                         check=False)
+    try:
+        result = project.run("dvc", "repro", "--single-item", "configure", "train@w4_base",
+                             check=False)
+    finally:
+        project.run("git", "checkout", "params.yaml")
     assert result.returncode != 0 and ckpt.read_bytes() == before
     line = next(x for x in result.stderr.splitlines() if x.startswith("error: training diverged"))
     assert "nothing was changed; the previous outputs are as they were" in line
-    project.run("git", "checkout", "params.yaml")
     project.run("dvc", "repro", "configure")
-    assert "train@w4_base" not in project.run("dvc", "status").stdout
+    assert "train@w4_base" not in project.run("dvc", "status").stdout  # its live file too
 
 
 def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
@@ -433,8 +436,8 @@ def test_interrupted_repro_keeps_the_outputs_and_reruns_cleanly(project):
 def test_a_killed_training_keeps_its_finished_seeds(project):
     """kill -9 of the stage after its first seed: the next run takes that seed from .seeds/,
     says so, trains only the other, and ends with the bits of an uninterrupted run."""
-    def two_seeds(raw):
-        raw["variants"]["w4_base"].update(seeds=2, epochs=2)
+    def two_seeds(raw):  # seeds no earlier run of this project trained
+        raw["variants"]["w4_base"].update(seed=11, seeds=2, epochs=2)
         return raw
 
     project.set_params(two_seeds)
@@ -442,18 +445,18 @@ def test_a_killed_training_keeps_its_finished_seeds(project):
     env = {**project.env, "TRAIN_CORES": "1"}  # one seed after the other
     proc = subprocess.Popen([sys.executable, "-m", "stages.train", "w4_base"], cwd=project.path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for_line(proc, "seed 2 (2 of 2)", timeout=300)  # seed 1 finished and was kept
+    wait_for_line(proc, "seed 12 (2 of 2)", timeout=300)  # seed 11 finished and was kept
     proc.kill()
     proc.wait(timeout=30)
     again = project.run(sys.executable, "-m", "stages.train", "w4_base", check=False)
     assert again.returncode == 0, again.stderr
-    assert "seeds 1 kept from an earlier run (same recipe, code and arithmetic); training 2" \
+    assert "seeds 11 kept from an earlier run (same recipe, code and arithmetic); training 12" \
         in again.stdout
     resumed = pd.read_csv(project.path / "reports/variants/w4_base/train/runs.csv")
     shutil.rmtree(project.path / ".seeds")
     project.run(sys.executable, "-m", "stages.train", "w4_base")
     fresh = pd.read_csv(project.path / "reports/variants/w4_base/train/runs.csv")
-    assert sorted(set(resumed["seed"])) == [1, 2]
+    assert sorted(set(resumed["seed"])) == [11, 12]
     assert resumed.drop(columns="seconds").equals(fresh.drop(columns="seconds"))
     project.run("git", "checkout", "params.yaml", "models", "reports")
     project.run(sys.executable, "-m", "stages.configure")

@@ -54,3 +54,18 @@ def test_a_named_run_says_what_it_trains_and_writes_every_epoch_live(tmp_path, r
     rows = pd.read_csv(live)
     assert rows[["seed", "epoch"]].values.tolist() == [[1, 1], [1, 2], [2, 1], [2, 2]]
     assert rows["test_acc"].tolist() == done.runs["test_acc"].tolist()
+
+
+def test_a_run_that_does_not_finish_puts_the_previous_live_file_back(tmp_path):
+    live = tmp_path / "v.csv"
+    live.write_text("seed,epoch\n1,1\n")
+    bar = progress.Progress("v", total_steps=10, live=live, out=io.StringIO())
+    bar.epoch(2, {"epoch": 1})
+    assert live.read_text() == "seed,epoch\n2,1\n"
+    bar.close(finished=False)
+    assert live.read_text() == "seed,epoch\n1,1\n"
+    fresh = tmp_path / "new.csv"
+    bar = progress.Progress("v", total_steps=10, live=fresh, out=io.StringIO())
+    bar.epoch(1, {"epoch": 1})
+    bar.close(finished=False)
+    assert not fresh.exists()
