@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import signal
 import threading
 import time
@@ -29,7 +28,8 @@ import torch
 from mnist_iter import batched, cpu_math
 from mnist_iter.cli import env_count
 from mnist_iter.data import load_data
-from mnist_iter.engine import Watch, seed_recipes, time_step, train_seed, without_test
+from mnist_iter.engine import (Watch, make_splits, seed_recipes, time_step, train_seed,
+                               without_test)
 from mnist_iter.files import DATA_FILE
 from mnist_iter.progress import Progress, estimate, minutes
 from mnist_iter.seedstore import SeedStore, seed_ranges
@@ -186,10 +186,9 @@ def _progress(name: str, recipe, todo: list, lanes: int, together: bool, data: d
               device: torch.device, log: Callable[[str], None], live: Path | None,
               kept: list[dict]) -> Progress:
     """The start line (what trains, where, about how long) and the run's progress bar."""
-    count = len(data["train_labels"]) - recipe.val_size
-    count = min(count, recipe.train_subset) if recipe.train_subset else count
-    steps_per_epoch = math.ceil(count / recipe.batch_size)
-    held = recipe.val_size + (len(data["test_labels"]) if "test_labels" in data else 0)
+    splits = make_splits(data, recipe, torch.device("cpu"))  # views: what each run will see
+    steps_per_epoch = math.ceil(len(splits["train"].labels) / recipe.batch_size)
+    held = sum(len(split.labels) for name, split in splits.items() if name != "train")
     how = "as one network" if together else f"in {lanes} lane(s) of {recipe.threads} thread(s)"
     line = (f"{name}: {len(todo)} seed(s) x {recipe.epochs} epochs x {steps_per_epoch:,} steps "
             f"{how} on {device}")

@@ -3,9 +3,9 @@
 A seed's run (its weights and its epochs) is saved here the moment it finishes, written whole
 (a temporary file, then a rename), under a key made of everything its numbers depend on: its
 recipe (its own seed included), the training code (TRAINING_CODE's bytes), the prepared data's
-bytes, the arithmetic (and, where that is not portable, the device it ran on), torch's version, and
-whether it saw the test images. A later run of the same variant takes a seed whose key matches instead of training it
-again; any other change trains afresh. The folder is a cache, ignored by Git and DVC: deleting
+bytes, the arithmetic (and, where that is not portable, the device it ran on), torch's version,
+and whether it saw the test images. A later run of the same variant takes a seed whose key
+matches instead of training it again; any other change trains afresh. The folder is a cache, ignored by Git and DVC: deleting
 it costs only re-training. Queued experiments (`dvc exp run --queue`) run in copies of the
 project, so their finished seeds stay with their copy.
 """
